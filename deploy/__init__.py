@@ -1,0 +1,1 @@
+"""Infrastructure: the one declarative list of AWS resources, and what applies it."""

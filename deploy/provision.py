@@ -1,0 +1,119 @@
+"""Apply the declared resources through AWS API calls; every call is idempotent."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+
+from botocore.exceptions import ClientError
+
+from deploy.resources import Resources, resources
+from shared.aws import client
+from shared.settings import Settings
+
+
+def provision(settings: Settings, declared: Resources | None = None) -> Resources:
+    """Create whatever of the declared resources does not exist yet, and (re)apply their wiring."""
+    declared = declared or resources(settings)
+    s3, sqs, sns, dynamodb = (client(name, settings) for name in ("s3", "sqs", "sns", "dynamodb"))
+
+    for bucket in declared.buckets:
+        try:
+            create = {"Bucket": bucket.name}
+            if settings.region != "us-east-1":
+                create["CreateBucketConfiguration"] = {"LocationConstraint": settings.region}
+            s3.create_bucket(**create)
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
+                raise
+        if bucket.glacier_after_days:
+            s3.put_bucket_lifecycle_configuration(
+                Bucket=bucket.name,
+                LifecycleConfiguration={
+                    "Rules": [
+                        {
+                            "ID": "to-glacier",
+                            "Status": "Enabled",
+                            "Filter": {"Prefix": ""},
+                            "Transitions": [{"Days": bucket.glacier_after_days, "StorageClass": "GLACIER"}],
+                        }
+                    ]
+                },
+            )
+
+    arns: dict[str, str] = {}
+    urls: dict[str, str] = {}
+    for queue in declared.queues:  # dead-letter queues are declared before the queues that use them
+        attributes = {"VisibilityTimeout": str(queue.visibility_seconds), "MessageRetentionPeriod": "1209600"}
+        if queue.dead_letter_queue:
+            attributes["RedrivePolicy"] = json.dumps(
+                {
+                    "deadLetterTargetArn": arns[queue.dead_letter_queue],
+                    "maxReceiveCount": queue.max_receive_count,
+                }
+            )
+        url = sqs.create_queue(QueueName=queue.name)["QueueUrl"]
+        sqs.set_queue_attributes(QueueUrl=url, Attributes=attributes)
+        urls[queue.name] = url
+        arns[queue.name] = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
+
+    by_bucket = defaultdict(list)
+    for notification in declared.notifications:
+        by_bucket[notification.bucket].append(notification)
+        policy = {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Principal": {"Service": "s3.amazonaws.com"},
+                    "Action": "sqs:SendMessage",
+                    "Resource": arns[notification.queue],
+                    "Condition": {"ArnLike": {"aws:SourceArn": f"arn:aws:s3:::{notification.bucket}"}},
+                }
+            ],
+        }
+        sqs.set_queue_attributes(QueueUrl=urls[notification.queue], Attributes={"Policy": json.dumps(policy)})
+    for bucket, notifications in by_bucket.items():
+        s3.put_bucket_notification_configuration(
+            Bucket=bucket,
+            NotificationConfiguration={
+                "QueueConfigurations": [
+                    {
+                        "QueueArn": arns[n.queue],
+                        "Events": ["s3:ObjectCreated:*"],
+                        "Filter": {"Key": {"FilterRules": [{"Name": "suffix", "Value": n.suffix}]}},
+                    }
+                    for n in notifications
+                ]
+            },
+        )
+
+    for topic in declared.topics:
+        topic_arn = sns.create_topic(Name=topic.name)["TopicArn"]
+        subscribed = {
+            s["Endpoint"]
+            for s in sns.list_subscriptions_by_topic(TopicArn=topic_arn).get("Subscriptions", [])
+        }
+        for queue_name in topic.queue_subscribers:
+            if arns[queue_name] not in subscribed:
+                sns.subscribe(
+                    TopicArn=topic_arn,
+                    Protocol="sqs",
+                    Endpoint=arns[queue_name],
+                    Attributes={"RawMessageDelivery": "true"},
+                )
+
+    for table in declared.tables:
+        try:
+            dynamodb.create_table(
+                TableName=table.name,
+                KeySchema=[{"AttributeName": table.key, "KeyType": "HASH"}],
+                AttributeDefinitions=[{"AttributeName": table.key, "AttributeType": "S"}],
+                BillingMode="PAY_PER_REQUEST",
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "ResourceInUseException":
+                raise
+    return declared

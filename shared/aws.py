@@ -1,0 +1,59 @@
+"""AWS clients built from settings, so the same code talks to AWS or to the local moto server."""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+from shared.settings import Settings
+
+LOCAL_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+_RETRIES = Config(retries={"max_attempts": 5, "mode": "standard"}, connect_timeout=5, read_timeout=60)
+
+
+def aws_environment(settings: Settings) -> dict[str, str]:
+    """Environment variables a child process needs to reach the same AWS (or moto) as this one."""
+    env = {"AWS_DEFAULT_REGION": settings.region}
+    if settings.aws_endpoint_url:
+        env["AWS_ENDPOINT_URL"] = settings.aws_endpoint_url
+    if settings.environment == "local":
+        for name, value in LOCAL_CREDENTIALS.items():
+            env[name] = os.environ.get(name, value)
+    return env
+
+
+@lru_cache(maxsize=64)
+def _client(service: str, region: str, endpoint_url: str | None, local: bool) -> Any:
+    credentials = {}
+    if local and not os.environ.get("AWS_ACCESS_KEY_ID"):
+        credentials = {
+            "aws_access_key_id": LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+            "aws_secret_access_key": LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+        }
+    session = boto3.session.Session(region_name=region, **credentials)
+    return session.client(service, endpoint_url=endpoint_url, config=_RETRIES)
+
+
+def client(service: str, settings: Settings) -> Any:
+    """A (cached, thread-safe) boto3 client for ``service``."""
+    return _client(service, settings.region, settings.aws_endpoint_url, settings.environment == "local")
+
+
+def queue_url(settings: Settings, stage: str) -> str:
+    return client("sqs", settings).get_queue_url(QueueName=settings.queue(stage))["QueueUrl"]
+
+
+def object_exists(settings: Settings, bucket: str, key: str) -> bool:
+    from botocore.exceptions import ClientError
+
+    try:
+        client("s3", settings).head_object(Bucket=bucket, Key=key)
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+            return False
+        raise
+    return True

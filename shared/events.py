@@ -1,0 +1,72 @@
+"""S3 ObjectCreated notifications, as delivered directly or wrapped in SQS messages.
+
+Keys arrive URL-encoded (``/`` as ``%2F``, space as ``+``) and are decoded here; the
+``s3:TestEvent`` S3 sends when a notification is configured carries no records and yields nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote_plus, unquote_plus
+
+from aws_lambda_powertools.utilities.data_classes import S3Event
+
+
+@dataclass(frozen=True)
+class ObjectCreated:
+    """One object that landed in a bucket."""
+
+    bucket: str
+    key: str
+    size: int | None = None
+    etag: str | None = None
+    event_name: str = "ObjectCreated:Put"
+
+    @property
+    def uri(self) -> str:
+        return f"s3://{self.bucket}/{self.key}"
+
+
+def objects_in_notification(notification: dict[str, Any]) -> list[ObjectCreated]:
+    """Objects named by one S3 notification; none for a test event or a non-creation event."""
+    if "Records" not in notification:
+        return []
+    found = []
+    for record in S3Event(notification).records:
+        if record.event_source != "aws:s3" or not record.event_name.startswith("ObjectCreated"):
+            continue
+        s3_object = record.s3.get_object
+        found.append(
+            ObjectCreated(
+                bucket=record.s3.bucket.name,
+                key=unquote_plus(s3_object.key),
+                size=s3_object.raw_event.get("size"),
+                etag=s3_object.raw_event.get("eTag"),
+                event_name=record.event_name,
+            )
+        )
+    return found
+
+
+def objects_in_sqs_body(body: str) -> list[ObjectCreated]:
+    """Objects named by the S3 notification an SQS message carries."""
+    return objects_in_notification(json.loads(body))
+
+
+def s3_notification(bucket: str, key: str, *, size: int = 0, etag: str = "") -> dict[str, Any]:
+    """An S3 ObjectCreated notification as S3 sends it (key URL-encoded), for replays and tests."""
+    return {
+        "Records": [
+            {
+                "eventVersion": "2.1",
+                "eventSource": "aws:s3",
+                "eventName": "ObjectCreated:Put",
+                "s3": {
+                    "bucket": {"name": bucket, "arn": f"arn:aws:s3:::{bucket}"},
+                    "object": {"key": quote_plus(key, safe=""), "size": size, "eTag": etag},
+                },
+            }
+        ]
+    }

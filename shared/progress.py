@@ -1,0 +1,111 @@
+"""Each extract's progress through the stages: one record per extract that every stage writes.
+
+Kept in a DynamoDB table (``{prefix}-extracts``); each stage owns one attribute holding its own JSON
+status, so stages never overwrite each other's word. ``GET /extracts/{id}`` and ``moviepipe status`` read it.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from shared.aws import client
+from shared.settings import STAGES, Settings
+
+RUNNING = "running"
+SUCCEEDED = "succeeded"
+SKIPPED = "skipped"
+QUARANTINED = "quarantined"
+FAILED = "failed"
+FINISHED = (SUCCEEDED, QUARANTINED, FAILED)
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+class ExtractProgress:
+    """Read and write the progress record of extracts."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.table = settings.extracts_table
+        self.dynamodb = client("dynamodb", settings)
+
+    def begin(self, extract_id: str, source: str) -> None:
+        """Create the record when an extract is requested."""
+        self.dynamodb.put_item(
+            TableName=self.table,
+            Item={
+                "extract_id": {"S": extract_id},
+                "source": {"S": source},
+                "requested_at": {"S": now()},
+                "updated_at": {"S": now()},
+            },
+        )
+
+    def record(
+        self,
+        extract_id: str,
+        stage: str,
+        status: str,
+        *,
+        counts: dict[str, int] | None = None,
+        error: dict[str, Any] | None = None,
+        **details: Any,
+    ) -> None:
+        """Set one stage's status (and counts, error, locations) on the extract's record."""
+        if stage not in STAGES:
+            raise ValueError(f"unknown stage {stage!r}")
+        entry: dict[str, Any] = {"status": status, "at": now(), **details}
+        if counts is not None:
+            entry["counts"] = counts
+        if error is not None:
+            entry["error"] = error
+        self.dynamodb.update_item(
+            TableName=self.table,
+            Key={"extract_id": {"S": extract_id}},
+            UpdateExpression="SET #stage = :entry, updated_at = :at",
+            ExpressionAttributeNames={"#stage": stage},
+            ExpressionAttributeValues={":entry": {"S": json.dumps(entry)}, ":at": {"S": entry["at"]}},
+        )
+
+    def get(self, extract_id: str) -> dict[str, Any] | None:
+        """The extract's record with every stage's status, and an overall status; None if unknown."""
+        item = self.dynamodb.get_item(
+            TableName=self.table, Key={"extract_id": {"S": extract_id}}, ConsistentRead=True
+        ).get("Item")
+        return _from_item(item) if item else None
+
+    def recent(self, limit: int = 20) -> list[dict[str, Any]]:
+        """The most recently requested extracts, newest first."""
+        items: list[dict[str, Any]] = []
+        paginator = self.dynamodb.get_paginator("scan")
+        for page in paginator.paginate(TableName=self.table):
+            items.extend(_from_item(item) for item in page["Items"])
+        items.sort(key=lambda extract: extract.get("requested_at", ""), reverse=True)
+        return items[:limit]
+
+
+def overall_status(stages: dict[str, dict[str, Any]]) -> str:
+    """One word for where the extract stands: the first stage that stopped it, or how far it got."""
+    for stage in STAGES:
+        status = stages.get(stage, {}).get("status")
+        if status in (QUARANTINED, FAILED):
+            return status
+    if stages.get("loader", {}).get("status") == SUCCEEDED:
+        return "loaded"
+    return RUNNING
+
+
+def _from_item(item: dict[str, Any]) -> dict[str, Any]:
+    stages = {stage: json.loads(item[stage]["S"]) for stage in STAGES if stage in item}
+    return {
+        "extract_id": item["extract_id"]["S"],
+        "source": item.get("source", {}).get("S"),
+        "requested_at": item.get("requested_at", {}).get("S"),
+        "updated_at": item.get("updated_at", {}).get("S"),
+        "status": overall_status(stages),
+        "stages": stages,
+    }

@@ -1,0 +1,84 @@
+"""Configuration from the environment (prefix ``MOVIEPIPE_``), one base class every service builds on."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+LOCAL_SECRET = "local"
+STAGES = ("extractor", "unzipper", "transformer", "loader")
+
+
+class Settings(BaseSettings):
+    """Settings shared by every stage; a service subclasses it for its own knobs."""
+
+    model_config = SettingsConfigDict(env_prefix="MOVIEPIPE_", env_ignore_empty=True, extra="ignore")
+
+    environment: str = "local"
+    home: Path = Path(".moviepipe")
+    prefix: str = "moviepipe"
+    region: str = Field("us-east-1", validation_alias=AliasChoices("MOVIEPIPE_REGION", "AWS_DEFAULT_REGION"))
+    aws_endpoint_url: str | None = Field(
+        None, validation_alias=AliasChoices("MOVIEPIPE_AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL")
+    )
+    api_token: str | None = None
+    log_level: str = "INFO"
+
+    host: str = "127.0.0.1"
+    moto_port: int = 4566
+    warehouse_port: int = 8090
+    dashboard_port: int = 8000
+    extractor_port: int = 8001
+    unzipper_port: int = 8002
+    transformer_port: int = 8003
+    loader_port: int = 8004
+
+    warehouse_host: str = "127.0.0.1"
+    warehouse_protocol: str = "http"
+    warehouse_account: str = "fakesnow"
+    warehouse_user: str = "moviepipe"
+    warehouse_password: str = LOCAL_SECRET
+    warehouse_database: str = "MOVIES"
+    warehouse_role: str | None = None
+    warehouse_name: str | None = None
+
+    max_receive_count: int = 3
+    poll_wait_seconds: int = 5
+
+    @model_validator(mode="after")
+    def _refuse_local_secrets_outside_local(self) -> Settings:
+        if self.environment != "local":
+            if not self.api_token:
+                raise ValueError("MOVIEPIPE_API_TOKEN must be set outside the local environment")
+            if self.warehouse_password == LOCAL_SECRET:
+                raise ValueError("MOVIEPIPE_WAREHOUSE_PASSWORD must be set outside the local environment")
+        return self
+
+    # -- names derived from the prefix (DESIGN.md: the contracts) --------------------------------
+    def bucket(self, role: str) -> str:
+        """Bucket name for ``landing``, ``processed``, ``archive`` or ``quarantine``."""
+        return f"{self.prefix}-{role}"
+
+    def queue(self, stage: str) -> str:
+        """Name of the SQS queue that feeds a stage."""
+        return f"{self.prefix}-{stage}"
+
+    def dead_letter_queue(self, stage: str) -> str:
+        return f"{self.prefix}-{stage}-dlq"
+
+    @property
+    def alerts_topic(self) -> str:
+        return f"{self.prefix}-alerts"
+
+    @property
+    def extracts_table(self) -> str:
+        """DynamoDB table holding each extract's progress through the stages."""
+        return f"{self.prefix}-extracts"
+
+    def port(self, service: str) -> int:
+        return getattr(self, f"{service}_port")
+
+    def service_url(self, service: str) -> str:
+        return f"http://{self.host}:{self.port(service)}"
