@@ -117,3 +117,18 @@ def provision(settings: Settings, declared: Resources | None = None) -> Resource
             if exc.response["Error"]["Code"] != "ResourceInUseException":
                 raise
     return declared
+
+
+def main() -> None:
+    """``python -m deploy.provision``: provision from the environment's settings (used by compose)."""
+    settings = Settings()
+    declared = provision(settings)
+    print(
+        f"provisioned {len(declared.buckets)} buckets, {len(declared.queues)} queues, "
+        f"{len(declared.notifications)} notifications, {len(declared.topics)} topic(s), "
+        f"{len(declared.tables)} table(s) at {settings.aws_endpoint_url or 'AWS'}"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -59,6 +59,7 @@ class ExtractProgress:
         if stage not in STAGES:
             raise ValueError(f"unknown stage {stage!r}")
         entry: dict[str, Any] = {"status": status, "at": now(), **details}
+        entry["started_at"] = entry["at"] if status == RUNNING else self._started_at(extract_id, stage)
         if counts is not None:
             entry["counts"] = counts
         if error is not None:
@@ -70,6 +71,16 @@ class ExtractProgress:
             ExpressionAttributeNames={"#stage": stage},
             ExpressionAttributeValues={":entry": {"S": json.dumps(entry)}, ":at": {"S": entry["at"]}},
         )
+
+    def _started_at(self, extract_id: str, stage: str) -> str | None:
+        item = self.dynamodb.get_item(
+            TableName=self.table,
+            Key={"extract_id": {"S": extract_id}},
+            ProjectionExpression="#stage",
+            ExpressionAttributeNames={"#stage": stage},
+            ConsistentRead=True,
+        ).get("Item")
+        return json.loads(item[stage]["S"]).get("started_at") if item and stage in item else None
 
     def get(self, extract_id: str) -> dict[str, Any] | None:
         """The extract's record with every stage's status, and an overall status; None if unknown."""

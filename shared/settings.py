@@ -48,12 +48,15 @@ class Settings(BaseSettings):
     poll_wait_seconds: int = 5
 
     @model_validator(mode="after")
-    def _refuse_local_secrets_outside_local(self) -> Settings:
-        if self.environment != "local":
-            if not self.api_token:
-                raise ValueError("MOVIEPIPE_API_TOKEN must be set outside the local environment")
-            if self.warehouse_password == LOCAL_SECRET:
-                raise ValueError("MOVIEPIPE_WAREHOUSE_PASSWORD must be set outside the local environment")
+    def _local_defaults_and_secrets(self) -> Settings:
+        if self.environment == "local":
+            # "local" means the local stack: never fall through to a real AWS account by accident.
+            if not self.aws_endpoint_url:
+                self.aws_endpoint_url = f"http://{self.host}:{self.moto_port}"
+        elif not self.api_token:
+            raise ValueError("MOVIEPIPE_API_TOKEN must be set outside the local environment")
+        elif self.warehouse_password == LOCAL_SECRET:
+            raise ValueError("MOVIEPIPE_WAREHOUSE_PASSWORD must be set outside the local environment")
         return self
 
     # -- names derived from the prefix (DESIGN.md: the contracts) --------------------------------

@@ -1,0 +1,56 @@
+# The two set-up commands: `make run` and `make test`. Everything else is a convenience.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test install lint format up down bench compose-config clean check-java
+
+check-java:
+	@command -v java >/dev/null 2>&1 || { \
+	  echo "error: Java 17 or newer is required (Spark runs the transformer)."; \
+	  echo "       On Debian/Ubuntu: apt-get install -y openjdk-17-jre-headless"; exit 1; }
+	@java -version 2>&1 | head -1 | grep -Eq '"(1[7-9]|[2-9][0-9])' || { \
+	  echo "error: Java 17 or newer is required by Spark; found: $$(java -version 2>&1 | head -1)"; exit 1; }
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[dev]"
+	@touch $(STAMP)
+
+install: check-java $(STAMP)
+
+## make run: create .venv, install, start the local stack, run one IMDb extract end to end.
+run: install
+	$(BIN)/moviepipe demo
+
+## make test: create .venv, install, lint, run the whole test suite.
+test: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/pytest
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+up: install
+	$(BIN)/moviepipe up
+
+down: install
+	$(BIN)/moviepipe down
+
+bench: install
+	$(BIN)/moviepipe bench
+
+compose-config:
+	docker-compose config -q
+
+clean:
+	-$(BIN)/moviepipe down
+	rm -rf $(VENV) .moviepipe .pytest_cache .ruff_cache

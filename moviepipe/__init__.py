@@ -1,0 +1,1 @@
+"""The moviepipe command line and the local stack it runs."""

@@ -1,0 +1,215 @@
+"""``moviepipe``: run the local stack, request extracts, follow them, query the warehouse, benchmark."""
+
+from __future__ import annotations
+
+import os
+import time
+from datetime import datetime
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from moviepipe import stack
+from moviepipe.client import ApiError, ExtractorClient
+from shared.settings import STAGES, Settings
+
+app = typer.Typer(help="moviepipe: the event-driven movie data pipeline.", no_args_is_help=True)
+console = Console()
+err = Console(stderr=True)
+
+os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+
+
+def _settings() -> Settings:
+    try:
+        return Settings()
+    except ValueError as exc:
+        err.print(f"[red]configuration error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+
+
+def _step(message: str) -> None:
+    console.print(f"[dim]·[/dim] {message}")
+
+
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    err.print(f"[red]error:[/red] {message}")
+    return typer.Exit(code)
+
+
+# -- the stack ------------------------------------------------------------------------------------
+@app.command()
+def up(
+    detach: Annotated[bool, typer.Option("--detach", "-d", help="Run in the background and return.")] = False,
+) -> None:
+    """Start the local stack: moto (S3/SQS/SNS/DynamoDB/Glue), the warehouse, the four services."""
+    settings = _settings()
+    try:
+        if detach:
+            pid = stack.start_detached(settings, _step)
+            console.print(f"[green]stack is up[/green] (pid {pid}); logs in {stack.log_dir(settings)}")
+            _print_endpoints(settings)
+            return
+        console.print("starting the local stack; Ctrl-C stops it")
+        code = stack.run_foreground(settings, _step)
+    except stack.StackError as exc:
+        raise _fail(str(exc)) from exc
+    raise typer.Exit(code)
+
+
+@app.command()
+def down() -> None:
+    """Stop a stack started with ``moviepipe up --detach``."""
+    settings = _settings()
+    if stack.stop_detached(settings, _step):
+        console.print("[green]stack stopped[/green]")
+    else:
+        console.print("no stack is running from this home")
+
+
+def _print_endpoints(settings: Settings) -> None:
+    table = Table(title="endpoints", show_header=True)
+    table.add_column("component")
+    table.add_column("url")
+    table.add_row("moto (AWS)", f"http://{settings.host}:{settings.moto_port}")
+    table.add_row("warehouse (Snowflake)", f"http://{settings.host}:{settings.warehouse_port}")
+    for service in STAGES:
+        table.add_row(service, f"{settings.service_url(service)}  (/health /ready /metrics)")
+    console.print(table)
+
+
+# -- extracts ---------------------------------------------------------------------------------------
+def _stage_table(record: dict[str, Any]) -> Table:
+    table = Table(title=f"extract {record['extract_id']} ({record.get('source')}): {record.get('status')}")
+    for column in ("stage", "status", "counts", "seconds", "detail"):
+        table.add_column(column)
+    for stage in STAGES:
+        entry = record.get("stages", {}).get(stage)
+        if not entry:
+            table.add_row(stage, "[dim]waiting[/dim]", "", "", "")
+            continue
+        status = entry.get("status", "")
+        colour = {"succeeded": "green", "running": "yellow", "quarantined": "magenta", "failed": "red"}.get(
+            status, "white"
+        )
+        counts = ", ".join(f"{k}={v:,}" for k, v in (entry.get("counts") or {}).items())
+        seconds = ""
+        if entry.get("started_at") and status != "running":
+            seconds = f"{_seconds(entry['started_at'], entry['at']):.2f}"
+        error = entry.get("error") or {}
+        detail = f"{error.get('code', '')}: {error.get('message', '')}" if error else ""
+        table.add_row(stage, f"[{colour}]{status}[/{colour}]", counts, seconds, detail)
+    return table
+
+
+def _seconds(start: str, end: str) -> float:
+    return (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds()
+
+
+def _follow(client: ExtractorClient, extract_id: str, timeout: float) -> dict[str, Any]:
+    with Live(console=console, refresh_per_second=8, transient=False) as live:
+        return client.follow(extract_id, lambda record: live.update(_stage_table(record)), timeout=timeout)
+
+
+@app.command()
+def extract(
+    source: Annotated[str, typer.Argument(help="Source name, e.g. imdb.")] = "imdb",
+    wait: Annotated[bool, typer.Option("--wait", help="Follow the extract until it is loaded.")] = False,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait with --wait.")] = 900,
+) -> None:
+    """Request an extract of SOURCE through the extractor's API."""
+    client = ExtractorClient(_settings())
+    try:
+        extract_id = client.request_extract(source)
+        console.print(f"extract requested: [bold]{extract_id}[/bold]")
+        if wait:
+            record = _follow(client, extract_id, timeout)
+            if record["status"] != "loaded":
+                raise _fail(f"extract {extract_id} ended {record['status']}")
+    except ApiError as exc:
+        raise _fail(str(exc)) from exc
+
+
+@app.command()
+def status(extract_id: Annotated[str | None, typer.Argument(help="An extract id; omit for recent.")] = None):
+    """Show an extract's progress through every stage, or the recent extracts."""
+    client = ExtractorClient(_settings())
+    try:
+        if extract_id:
+            console.print(_stage_table(client.extract(extract_id)))
+            return
+        table = Table(title="recent extracts")
+        for column in ("extract_id", "source", "status", "requested_at"):
+            table.add_column(column)
+        for record in client.recent():
+            table.add_row(
+                record["extract_id"], record.get("source"), record.get("status"), record.get("requested_at")
+            )
+        console.print(table)
+    except ApiError as exc:
+        raise _fail(str(exc)) from exc
+
+
+@app.command()
+def query(sql: Annotated[str, typer.Argument(help='SQL, e.g. "SELECT COUNT(*) FROM MOVIES.RAW.MOVIES"')]):
+    """Run SQL on the warehouse and print the result."""
+    from shared.warehouse import query as run_query
+
+    try:
+        columns, rows = run_query(_settings(), sql)
+    except Exception as exc:
+        raise _fail(f"{type(exc).__name__}: {exc}") from exc
+    _print_rows(columns, rows)
+
+
+def _print_rows(columns: list[str], rows: list[tuple], title: str | None = None) -> None:
+    table = Table(title=title)
+    for column in columns:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*("" if value is None else str(value) for value in row))
+    console.print(table)
+    console.print(f"[dim]{len(rows)} row(s)[/dim]")
+
+
+# -- demo and bench ---------------------------------------------------------------------------------
+@app.command()
+def demo(
+    source: Annotated[str, typer.Option(help="Source to extract.")] = "imdb",
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for the extract.")] = 900,
+) -> None:
+    """Start the stack (if needed), run one extract end to end, show what was loaded and where to look."""
+    from moviepipe.demo import run_demo
+
+    code = run_demo(
+        _settings(),
+        console,
+        source=source,
+        timeout=timeout,
+        follow=_follow,
+        show=_print_rows,
+        stage_table=_stage_table,
+        step=_step,
+    )
+    raise typer.Exit(code)
+
+
+@app.command()
+def bench(
+    runs: Annotated[int, typer.Option(help="Warm extracts to time.")] = 3,
+    output: Annotated[str, typer.Option(help="Where to write the results.")] = "docs/BENCHMARKS.md",
+) -> None:
+    """Time POST /extracts → reconciled rows, per stage, on a warm stack; write docs/BENCHMARKS.md."""
+    from moviepipe.bench import run_bench
+
+    started = time.monotonic()
+    code = run_bench(_settings(), console, runs=runs, output=output, step=_step)
+    console.print(f"[dim]bench took {time.monotonic() - started:.0f}s[/dim]")
+    raise typer.Exit(code)
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,42 @@
+"""The manifest: a Frictionless tabular data package that vouches for every file's bytes and rows."""
+
+import json
+
+from shared.manifest import Manifest, describe_file, file_digest, new_manifest
+from shared.schema import MOVIE_FIELDS
+
+
+def test_describe_file_hashes_and_sizes_the_file(tmp_path):
+    # GIVEN
+    data = tmp_path / "movies.csv"
+    data.write_text("title,year\nA,2000\n")
+    # WHEN
+    resource = describe_file(data, name="movies", rows=1, fields=MOVIE_FIELDS)
+    # THEN
+    assert resource.bytes == data.stat().st_size
+    assert resource.hash.startswith("sha256:") and len(resource.sha256) == 64
+    assert resource.format == "csv" and resource.mediatype == "text/csv"
+    assert resource.schema_["fields"][0]["name"] == "title"
+
+
+def test_manifest_round_trips_as_a_tabular_data_package(tmp_path):
+    # GIVEN
+    data = tmp_path / "movies.parquet"
+    data.write_bytes(b"PAR1")
+    manifest = new_manifest(
+        extract_id="20261126T000000Z-abcd1234",
+        source="imdb",
+        stage="extract",
+        row_counts={"extracted": 1},
+        resources=[describe_file(data, name="movies-parquet", rows=1, fields=MOVIE_FIELDS)],
+    )
+    # WHEN
+    text = manifest.to_json()
+    parsed = Manifest.from_json(text)
+    # THEN
+    raw = json.loads(text)
+    assert raw["profile"] == "tabular-data-package"
+    assert raw["resources"][0]["schema"]["fields"]
+    assert parsed.resource("movies-parquet").hash == file_digest(data)[0]
+    assert parsed.extract_id == "20261126T000000Z-abcd1234"
+    assert parsed.schema_version == "1.0"
