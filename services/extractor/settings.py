@@ -1,0 +1,28 @@
+"""The extractor's settings: the shared base plus how it reads sources."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from shared.settings import Settings
+
+
+class ExtractorSettings(Settings):
+    """Settings of the extractor (environment prefix ``MOVIEPIPE_``)."""
+
+    batch_rows: int = 50_000
+    """Rows read from a source, and written to the bundle, at a time."""
+
+    @property
+    def sources_dir(self) -> Path:
+        """Where bundled sources (the seeded IMDb SQLite database) live."""
+        return self.home / "sources"
+
+
+def extractor_settings(settings: Settings | None = None) -> ExtractorSettings:
+    """The extractor's settings from the environment, or upgraded from shared settings."""
+    if settings is None:
+        return ExtractorSettings()
+    if isinstance(settings, ExtractorSettings):
+        return settings
+    return ExtractorSettings(**settings.model_dump())

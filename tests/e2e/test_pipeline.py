@@ -1,0 +1,152 @@
+"""The whole pipeline through its public interfaces: HTTP, S3 events, the CLI, the warehouse."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+
+from moviepipe.client import ExtractorClient
+from shared.aws import client
+from shared.events import s3_notification
+from shared.warehouse import query
+
+pytestmark = pytest.mark.e2e
+
+IMDB_MOVIES = 58_788
+
+
+def scalar(settings, sql):
+    _, rows = query(settings, sql)
+    return rows[0][0]
+
+
+def wait_until_queues_drain(settings, stages=("unzipper", "transformer", "loader"), timeout=120):
+    sqs = client("sqs", settings)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        pending = 0
+        for stage in stages:
+            url = sqs.get_queue_url(QueueName=settings.queue(stage))["QueueUrl"]
+            attributes = sqs.get_queue_attributes(
+                QueueUrl=url,
+                AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+            )["Attributes"]
+            pending += int(attributes["ApproximateNumberOfMessages"])
+            pending += int(attributes["ApproximateNumberOfMessagesNotVisible"])
+        if pending == 0:
+            return
+        time.sleep(0.5)
+    raise TimeoutError("queues did not drain")
+
+
+@pytest.fixture(scope="module")
+def loaded_extract(stack_settings):
+    """One real IMDb extract, requested with POST /extracts and followed until it is loaded."""
+    response = httpx.post(f"{stack_settings.service_url('extractor')}/extracts", json={"source": "imdb"})
+    assert response.status_code == 202, response.text
+    extract_id = response.json()["extract_id"]
+    record = ExtractorClient(stack_settings).follow(extract_id, lambda _: None, timeout=600)
+    return extract_id, record
+
+
+def test_extract_is_loaded_and_reconciles_against_the_source(stack_settings, loaded_extract):
+    # GIVEN an IMDb extract that went through every stage
+    extract_id, record = loaded_extract
+    # THEN every stage succeeded, and the counts add up to the source's row count
+    assert record["status"] == "loaded", record
+    assert all(record["stages"][stage]["status"] == "succeeded" for stage in record["stages"])
+    assert record["stages"]["extractor"]["counts"]["extracted"] == IMDB_MOVIES
+    _, rows = query(
+        stack_settings,
+        "SELECT ROWS_EXTRACTED, ROWS_LOADED, ROWS_REJECTED, ROWS_DUPLICATE, STATUS "
+        f"FROM MOVIES.AUDIT.RECONCILIATION WHERE EXTRACT_ID = '{extract_id}'",
+    )
+    (extracted, loaded, rejected, duplicates, status), *_ = rows
+    assert status == "RECONCILED"
+    assert extracted == IMDB_MOVIES == loaded + rejected + duplicates
+    assert (
+        scalar(stack_settings, f"SELECT COUNT(*) FROM MOVIES.RAW.MOVIES WHERE EXTRACT_ID = '{extract_id}'")
+        == loaded
+    )
+    assert loaded > 58_000
+
+
+def test_replayed_events_load_nothing_twice(stack_settings, loaded_extract):
+    # GIVEN a loaded extract and what the warehouse holds for it
+    extract_id, _ = loaded_extract
+    counts_sql = (
+        f"SELECT (SELECT COUNT(*) FROM MOVIES.RAW.MOVIES WHERE EXTRACT_ID = '{extract_id}'), "
+        f"(SELECT COUNT(*) FROM MOVIES.AUDIT.REJECTS WHERE EXTRACT_ID = '{extract_id}'), "
+        f"(SELECT COUNT(*) FROM MOVIES.AUDIT.LOAD_HISTORY WHERE EXTRACT_ID = '{extract_id}')"
+    )
+    before = query(stack_settings, counts_sql)[1][0]
+    # WHEN every stage's S3 event is delivered again
+    sqs = client("sqs", stack_settings)
+    replays = {
+        "unzipper": ("landing", f"imdb/{extract_id}.zip"),
+        "transformer": ("processed", f"imdb/{extract_id}/manifest.json"),
+        "loader": ("archive", f"imdb/{extract_id}/manifest.json"),
+    }
+    for stage, (role, key) in replays.items():
+        url = sqs.get_queue_url(QueueName=stack_settings.queue(stage))["QueueUrl"]
+        body = json.dumps(s3_notification(stack_settings.bucket(role), key))
+        sqs.send_message(QueueUrl=url, MessageBody=body)
+        sqs.send_message(QueueUrl=url, MessageBody=body)
+    wait_until_queues_drain(stack_settings)
+    # THEN nothing was loaded twice, and the extract still reconciles
+    assert query(stack_settings, counts_sql)[1][0] == before
+    assert (
+        scalar(
+            stack_settings,
+            f"SELECT STATUS FROM MOVIES.AUDIT.RECONCILIATION WHERE EXTRACT_ID = '{extract_id}'",
+        )
+        == "RECONCILED"
+    )
+
+
+def test_status_command_shows_every_stage(stack_settings, loaded_extract):
+    # WHEN
+    extract_id, _ = loaded_extract
+    result = subprocess.run(
+        [sys.executable, "-m", "moviepipe.cli", "status", extract_id],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    # THEN
+    assert result.returncode == 0, result.stderr
+    for stage in ("extractor", "unzipper", "transformer", "loader"):
+        assert stage in result.stdout
+    assert "loaded" in result.stdout and "58,788" in result.stdout
+
+
+def test_corrupt_bundle_is_quarantined_and_shown(stack_settings):
+    # GIVEN a zip that is not a zip lands for an extract
+    extract_id = "20261126T000000Z-0badbad0"
+    client("s3", stack_settings).put_object(
+        Bucket=stack_settings.bucket("landing"), Key=f"imdb/{extract_id}.zip", Body=b"this is not a zip"
+    )
+    # WHEN we follow it
+    record = ExtractorClient(stack_settings).follow(extract_id, lambda _: None, timeout=60)
+    # THEN it is quarantined with a reason, both over HTTP and in the CLI
+    assert record["status"] == "quarantined"
+    assert record["stages"]["unzipper"]["error"]["code"] == "CORRUPT_ZIP"
+    keys = [
+        o["Key"]
+        for o in client("s3", stack_settings)
+        .list_objects_v2(Bucket=stack_settings.bucket("quarantine"))
+        .get("Contents", [])
+    ]
+    assert any(key.endswith("reason.json") and extract_id in key for key in keys)
+    result = subprocess.run(
+        [sys.executable, "-m", "moviepipe.cli", "status", extract_id],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert "quarantined" in result.stdout and "CORRUPT_ZIP" in result.stdout

@@ -1,0 +1,149 @@
+"""Sources: the IMDb source seeded from pydataset's archive, read back in the canonical record."""
+
+from __future__ import annotations
+
+import io
+import sqlite3
+import tarfile
+import threading
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+from services.extractor.exceptions import SourceUnreadable, UnknownSource
+from services.extractor.settings import ExtractorSettings
+from services.extractor.sources import SqliteSource, default_sources, seed_imdb_database
+from services.extractor.sources.imdb import ARCHIVE_MEMBER, canonical_columns
+from shared.schema import arrow_schema, field_names
+
+R_HEADER = (
+    '"","title","year","length","budget","rating","votes","r1","r2","r3","r4","r5","r6","r7","r8","r9","r10",'
+    '"mpaa","Action","Animation","Comedy","Drama","Documentary","Romance","Short"'
+)
+R_ROWS = [
+    '"1","$",1971,121,NA,6.4,348,4.5,4.5,4.5,4.5,14.5,24.5,24.5,14.5,4.5,4.5,"",0,0,1,1,0,0,0',
+    '"2","$40,000",1996,70,NA,8.2,6,14.5,0,0,0,0,0,0,0,34.5,45.5,"",0,0,1,0,0,0,0',
+    '"3","Titanic",1997,194,200000000,6.9,90195,4.5,4.5,4.5,4.5,4.5,4.5,14.5,14.5,14.5,24.5,"PG-13",0,0,0,1,0,1,0',
+]
+
+
+def fake_archive(directory: Path, lines: list[str]) -> Path:
+    """A tar.gz shaped like pydataset's resources.tar.gz, holding only the movies CSV."""
+    data = ("\n".join(lines) + "\n").encode()
+    archive = directory / "resources.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        info = tarfile.TarInfo(ARCHIVE_MEMBER)
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    return archive
+
+
+def read_all(source: SqliteSource, batch_rows: int = 1000) -> pa.Table:
+    return pa.Table.from_batches(list(source.read_batches(batch_rows)), schema=arrow_schema())
+
+
+@pytest.fixture
+def archive(tmp_path: Path) -> Path:
+    return fake_archive(tmp_path, [R_HEADER, *R_ROWS])
+
+
+def test_seeding_maps_r_columns_na_and_flags_to_the_canonical_record(tmp_path: Path, archive: Path):
+    # GIVEN a source seeded from the R-style CSV
+    source = SqliteSource("imdb", tmp_path / "imdb.sqlite", seed=lambda db: seed_imdb_database(db, archive))
+    # WHEN it is read
+    table = read_all(source)
+    # THEN the columns are the canonical ones, NA/empty are nulls and 0/1 genre flags are booleans
+    assert table.schema.equals(arrow_schema())
+    first, forty_grand, titanic = table.to_pylist()
+    assert first["title"] == "$" and first["year"] == 1971 and first["rating"] == 6.4
+    assert first["budget"] is None and first["mpaa"] is None
+    assert (first["comedy"], first["drama"], first["action"]) == (True, True, False)
+    assert forty_grand["title"] == "$40,000"
+    assert titanic["budget"] == 200_000_000 and titanic["mpaa"] == "PG-13" and titanic["romance"] is True
+
+
+def test_source_yields_batches_of_at_most_batch_rows(tmp_path: Path, archive: Path):
+    source = SqliteSource("imdb", tmp_path / "imdb.sqlite", seed=lambda db: seed_imdb_database(db, archive))
+    assert [batch.num_rows for batch in source.read_batches(2)] == [2, 1]
+
+
+def test_seeding_happens_once_and_leaves_no_partial_files(tmp_path: Path, archive: Path):
+    # GIVEN two readers racing to seed the same database
+    seeds = []
+
+    def seed(database: Path) -> None:
+        seeds.append(seed_imdb_database(database, archive))
+
+    database = tmp_path / "sources" / "imdb.sqlite"
+    threads = [threading.Thread(target=seed, args=(database,)) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    # WHEN the source is read afterwards (it exists now, so it is not seeded again)
+    source = SqliteSource("imdb", database, seed=seed)
+    rows = read_all(source).num_rows
+    # THEN the database is whole, and nothing half-written is left beside it
+    assert rows == 3
+    assert seeds == [3, 3]
+    assert [path.name for path in database.parent.iterdir()] == ["imdb.sqlite"]
+
+
+def test_seeding_refuses_an_archive_with_unexpected_columns(tmp_path: Path):
+    archive = fake_archive(tmp_path, [R_HEADER.replace('"Action"', '"Thriller"'), *R_ROWS])
+    with pytest.raises(SourceUnreadable, match=r"missing \['action'\], unexpected \['Thriller'\]"):
+        seed_imdb_database(tmp_path / "imdb.sqlite", archive)
+    assert not (tmp_path / "imdb.sqlite").exists()
+
+
+def test_canonical_columns_drop_the_row_index_and_lower_case_genres():
+    header = R_HEADER.replace('"', "").split(",")
+    assert canonical_columns(header) == field_names()
+
+
+def test_the_real_imdb_source_has_58788_movies(tmp_path: Path):
+    # GIVEN the bundled imdb source in a fresh MOVIEPIPE_HOME
+    settings = ExtractorSettings(home=tmp_path / "home")
+    source = default_sources().get("imdb", settings)
+    # WHEN it is read (seeding it from pydataset's archive on first use)
+    table = read_all(source, batch_rows=50_000)
+    # THEN it holds every movie, the budget gaps as nulls, in the canonical record
+    assert table.num_rows == 58_788
+    assert table.column("budget").null_count == 53_573
+    assert table.slice(0, 1).to_pylist()[0]["title"] == "$"
+    assert (tmp_path / "home" / "sources" / "imdb.sqlite").exists()
+
+
+def test_unknown_source_names_the_known_ones():
+    with pytest.raises(UnknownSource) as raised:
+        default_sources().get("netflix", ExtractorSettings())
+    assert str(raised.value) == "unknown source 'netflix'; known sources: imdb"
+
+
+def test_an_unreadable_database_is_a_source_error(tmp_path: Path):
+    # GIVEN a "database" that is not one
+    database = tmp_path / "broken.sqlite"
+    database.write_text("this is not a database")
+    # WHEN read THEN the error names the source and the file
+    with pytest.raises(SourceUnreadable, match=r"source 'broken' could not be read: .*broken.sqlite"):
+        read_all(SqliteSource("broken", database))
+
+
+def test_a_missing_database_without_seed_is_a_source_error(tmp_path: Path):
+    with pytest.raises(SourceUnreadable, match="does not exist"):
+        read_all(SqliteSource("gone", tmp_path / "gone.sqlite"))
+
+
+def test_values_that_do_not_fit_the_record_name_the_column(tmp_path: Path):
+    # GIVEN a table whose year holds text
+    database = tmp_path / "odd.sqlite"
+    with sqlite3.connect(database) as connection:
+        connection.execute("CREATE TABLE movies (" + ", ".join(f'"{n}"' for n in field_names()) + ")")
+        connection.execute(
+            f"INSERT INTO movies VALUES ({', '.join('?' * len(field_names()))})",
+            ["Odd", "nineteen", *([None] * (len(field_names()) - 2))],
+        )
+    # WHEN read THEN the error says which column
+    with pytest.raises(SourceUnreadable, match="column 'year'"):
+        read_all(SqliteSource("odd", database))
