@@ -70,7 +70,7 @@ def components(settings: Settings) -> list[Component]:
                 str(settings.aws_endpoint_url),
             ],
             settings.warehouse_port,
-            "/",
+            "/health",
         ),
     ]
     for service in SERVICES:
@@ -207,10 +207,7 @@ class Stack:
                 raise StackError(
                     f"{component.name} exited with code {component.process.returncode}; see {log}"
                 )
-            if component.name == "warehouse":
-                if _port_in_use(self.settings.host, component.port):
-                    return
-            elif answers(url):
+            if answers(url):
                 return
             time.sleep(0.2)
         raise StackError(f"{component.name} did not answer at {url} within {START_TIMEOUT_SECONDS}s")
@@ -285,7 +282,6 @@ def start_detached(settings: Settings, on_step: Callable[[str], None]) -> int:
                 f"the stack exited with code {process.returncode}; see {log_dir(settings)}/stack.log"
             )
         pending = [c for c in components(settings) if not answers(c.url(settings) + c.ready_path, 0.5)]
-        pending = [c for c in pending if not (c.name == "warehouse" and _port_in_use(settings.host, c.port))]
         if not pending and running_pid(settings):
             return process.pid
         if pending and pending[0].name != waiting_for:

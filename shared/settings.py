@@ -14,7 +14,9 @@ STAGES = ("extractor", "unzipper", "transformer", "loader")
 class Settings(BaseSettings):
     """Settings shared by every stage; a service subclasses it for its own knobs."""
 
-    model_config = SettingsConfigDict(env_prefix="MOVIEPIPE_", env_ignore_empty=True, extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="MOVIEPIPE_", env_ignore_empty=True, extra="ignore", populate_by_name=True
+    )
 
     environment: str = "local"
     home: Path = Path(".moviepipe")

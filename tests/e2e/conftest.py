@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import os
+import subprocess
+import sys
 from collections.abc import Iterator
 
 import pytest
@@ -20,13 +21,19 @@ def stack_settings(tmp_path_factory) -> Iterator[Settings]:
     settings = Settings(
         home=home, poll_wait_seconds=1, aws_endpoint_url=f"http://127.0.0.1:{ports['moto_port']}", **ports
     )
-    # The services read the same values from their environment.
-    saved = dict(os.environ)
-    os.environ.update(stack.child_environment(settings))
     try:
         stack.start_detached(settings, lambda step: None)
         yield settings
     finally:
         stack.stop_detached(settings, lambda step: None)
-        os.environ.clear()
-        os.environ.update(saved)
+
+
+def run_cli(settings: Settings, *args: str) -> subprocess.CompletedProcess:
+    """Run ``moviepipe ARGS`` as a user would, configured for the test stack through its environment."""
+    return subprocess.run(
+        [sys.executable, "-m", "moviepipe.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=stack.child_environment(settings),
+    )

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
 
 import httpx
@@ -14,6 +12,7 @@ from moviepipe.client import ExtractorClient
 from shared.aws import client
 from shared.events import s3_notification
 from shared.warehouse import query
+from tests.e2e.conftest import run_cli
 
 pytestmark = pytest.mark.e2e
 
@@ -112,12 +111,7 @@ def test_replayed_events_load_nothing_twice(stack_settings, loaded_extract):
 def test_status_command_shows_every_stage(stack_settings, loaded_extract):
     # WHEN
     extract_id, _ = loaded_extract
-    result = subprocess.run(
-        [sys.executable, "-m", "moviepipe.cli", "status", extract_id],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = run_cli(stack_settings, "status", extract_id)
     # THEN
     assert result.returncode == 0, result.stderr
     for stage in ("extractor", "unzipper", "transformer", "loader"):
@@ -143,10 +137,5 @@ def test_corrupt_bundle_is_quarantined_and_shown(stack_settings):
         .get("Contents", [])
     ]
     assert any(key.endswith("reason.json") and extract_id in key for key in keys)
-    result = subprocess.run(
-        [sys.executable, "-m", "moviepipe.cli", "status", extract_id],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = run_cli(stack_settings, "status", extract_id)
     assert "quarantined" in result.stdout and "CORRUPT_ZIP" in result.stdout

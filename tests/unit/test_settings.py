@@ -26,7 +26,8 @@ def test_environment_variables_are_read(monkeypatch):
     assert settings.aws_endpoint_url == "http://example.invalid:1"
 
 
-def test_outside_local_default_secrets_are_refused():
+def test_outside_local_default_secrets_are_refused(monkeypatch):
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     with pytest.raises(ValueError, match="MOVIEPIPE_API_TOKEN"):
         Settings(environment="prod")
     with pytest.raises(ValueError, match="MOVIEPIPE_WAREHOUSE_PASSWORD"):

@@ -1,0 +1,327 @@
+"""The local Snowflake stand-in: fakesnow's server over DuckDB files that survive restarts.
+
+    python -m moviepipe.warehouse --host 127.0.0.1 --port 8090 --data-dir DIR [--aws-endpoint-url URL]
+
+Every connection shares one DuckDB instance: each database is a file ``DIR/<NAME>.db`` (attached again at
+start), and fakesnow's global catalog of stages and file formats is kept in ``DIR/_fs_global.fsdb`` rather
+than in memory, so a restart keeps data, COPY load history, stages and file formats, as Snowflake does.
+``s3://`` URLs (``COPY INTO … FROM 's3://…'`` and external stages) are read through an fsspec ``s3fs``
+filesystem registered on that DuckDB instance, pointed at moto locally.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import functools
+import json
+import logging
+import os
+import signal
+import threading
+import time
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import snowflake.connector.errors
+import uvicorn
+from fakesnow import copy_into as copy_into_module
+from fakesnow import info_schema, macros
+from fakesnow.cursor import FakeSnowflakeCursor
+from fakesnow.instance import GLOBAL_DATABASE_NAME, FakeSnow
+from fakesnow.transforms import show
+from sqlglot import exp
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from shared.logs import configure_logging, log_event
+from shared.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+GLOBAL_CATALOG_FILE = "_fs_global.fsdb"
+DATABASE_SUFFIX = ".db"
+
+# Snowflake-only DDL that fakesnow cannot run becomes a successful no-op (fakesnow matches these with
+# re.match, IGNORECASE, against the statement text).
+NOP_REGEXES = (
+    r"\s*(create(\s+or\s+replace)?|alter|drop)\s+(stream|task|warehouse)\b",
+    r"\s*(execute\s+task|use\s+warehouse)\b",
+)
+
+
+def open_warehouse(
+    data_dir: Path, aws_endpoint_url: str | None = None, region: str = "us-east-1"
+) -> FakeSnow:
+    """A fakesnow instance whose databases, load history, stages and file formats live under ``data_dir``."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    # fakesnow hands every result over through DuckDB's DB-API arrow export, which warns on each query.
+    warnings.filterwarnings("ignore", message="Arrow output on a DB-API result", category=UserWarning)
+    warehouse = FakeSnow(db_path=data_dir, nop_regexes=list(NOP_REGEXES))
+    duck = warehouse.duck_conn
+    # fakesnow keeps stages and file formats in an in-memory catalog; a file makes them survive restarts.
+    duck.execute(f"DETACH {GLOBAL_DATABASE_NAME}")
+    duck.execute(f"ATTACH '{data_dir / GLOBAL_CATALOG_FILE}' AS {GLOBAL_DATABASE_NAME}")
+    duck.execute(info_schema.fs_global_creation_sql())
+    duck.execute(show.fs_global_creation_sql())
+    # A database exists until it is dropped, whether or not a session names it when logging in.
+    for db_file in sorted(data_dir.glob(f"*{DATABASE_SUFFIX}")):
+        name = db_file.name.removesuffix(DATABASE_SUFFIX)
+        duck.execute(f"ATTACH IF NOT EXISTS '{db_file}' AS {name}")
+        duck.execute(info_schema.per_db_creation_sql(name))
+        duck.execute(macros.creation_sql(name))
+    duck.register_filesystem(s3_filesystem(aws_endpoint_url, region))
+    _report_duckdb_errors_as_sql_errors()
+    _copy_csv_like_snowflake()
+    return warehouse
+
+
+def s3_filesystem(aws_endpoint_url: str | None, region: str = "us-east-1") -> Any:
+    """The fsspec filesystem DuckDB reads ``s3://`` through (its httpfs extension is not available here)."""
+    import s3fs
+
+    options: dict[str, Any] = {"client_kwargs": {"region_name": region}, "use_listings_cache": False}
+    if aws_endpoint_url:
+        options["endpoint_url"] = aws_endpoint_url
+        options["key"] = os.environ.get("AWS_ACCESS_KEY_ID", "testing")
+        options["secret"] = os.environ.get("AWS_SECRET_ACCESS_KEY", "testing")
+    # A fresh instance: fsspec would otherwise hand back one cached with another endpoint.
+    return s3fs.S3FileSystem(skip_instance_cache=True, **options)
+
+
+def _report_duckdb_errors_as_sql_errors() -> None:
+    """Report DuckDB's commit conflicts, constraint violations, bad input and missing files as SQL errors.
+
+    fakesnow lets them escape as HTTP 500s, which the connector retries; a retried COMMIT then finds no
+    transaction and "succeeds", so a transaction that was rolled back would look committed to the client,
+    and a retried statement inside a failed transaction hides the first error behind "transaction aborted".
+    """
+    original = FakeSnowflakeCursor._execute
+    if getattr(original, "moviepipe_patched", False):
+        return
+
+    @functools.wraps(original)
+    def _execute(self: FakeSnowflakeCursor, transformed: Any, params: Any = None) -> None:
+        try:
+            return original(self, transformed, params)
+        except duckdb.TransactionException as exc:
+            # A lost race (write-write conflict, duplicate key at commit) is worth retrying; anything else
+            # (e.g. a transaction writing to two databases, which DuckDB refuses) is not.
+            conflict = any(word in str(exc).lower() for word in ("conflict", "constraint violation"))
+            raise snowflake.connector.errors.ProgrammingError(
+                msg=f"Transaction aborted: {exc}", errno=625, sqlstate="40001" if conflict else "25000"
+            ) from exc
+        except duckdb.ConstraintException as exc:
+            raise snowflake.connector.errors.ProgrammingError(
+                msg=f"Constraint violated: {exc}", errno=100072, sqlstate="23000"
+            ) from exc
+        except duckdb.InvalidInputException as exc:
+            # e.g. a CSV DuckDB cannot parse: bad data, as Snowflake reports it.
+            raise snowflake.connector.errors.ProgrammingError(
+                msg=str(exc), errno=100016, sqlstate="22000"
+            ) from exc
+        except duckdb.IOException as exc:
+            # e.g. a file COPY names that is not there (fakesnow maps only HTTP errors itself).
+            raise snowflake.connector.errors.ProgrammingError(
+                msg=str(exc), errno=91016, sqlstate="58030"
+            ) from exc
+
+    _execute.moviepipe_patched = True  # type: ignore[attr-defined]
+    FakeSnowflakeCursor._execute = _execute  # type: ignore[method-assign]
+
+
+def _copy_csv_like_snowflake() -> None:
+    """Make COPY of a CSV file parse text into the table's column types, as Snowflake does.
+
+    fakesnow lets DuckDB guess each column's type from a sample of the file, so a file whose titles
+    all look like numbers loads "007" as "7"; reading every field as text leaves the conversion to the
+    insert, which casts into the column's type (or fails the COPY). And fakesnow selects a column list's
+    fields as ``column0 … columnN``, which DuckDB names ``column00 …`` once there are more than ten;
+    selecting ``*`` keeps the file's column order, which is what COPY means.
+    """
+    original = copy_into_module._inserts
+    if getattr(original, "moviepipe_patched", False):
+        return
+
+    @functools.wraps(original)
+    def _inserts(expr: exp.Copy, params: Any, urls: list[str], parquet_info: Any = None) -> list[exp.Expr]:
+        inserts = original(expr, params, urls, parquet_info)
+        target = expr.this
+        plain_file = parquet_info is None and not isinstance(expr.args["files"][0], exp.Subquery)
+        for insert in inserts:
+            for read_csv in insert.find_all(exp.ReadCSV):
+                read_csv.append(
+                    "expressions",
+                    exp.EQ(this=exp.Literal(this="all_varchar", is_string=False), expression=exp.true()),
+                )
+            if plain_file and isinstance(target, exp.Schema) and target.expressions:
+                insert.expression.set("expressions", [exp.Star()])
+        return inserts
+
+    _inserts.moviepipe_patched = True  # type: ignore[attr-defined]
+    copy_into_module._inserts = _inserts
+
+
+class WarehouseApp:
+    """fakesnow's server app, plus ``GET /health``, and sessions that end when their client logs out.
+
+    fakesnow's login answer has no master token, without which the connector never sends its logout
+    (``POST /session?delete=true``), so every session stayed open for good: its DuckDB connection, and
+    any transaction a client left behind holding the rows it wrote. Here the login answer carries one,
+    and a logout closes the session's DuckDB connection, rolling back what it left, as Snowflake does.
+    """
+
+    def __init__(self, app: ASGIApp, warehouse: FakeSnow):
+        self.app = app
+        self.warehouse = warehouse
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        import fakesnow.server as server
+        from starlette.responses import JSONResponse
+
+        path = scope.get("path") if scope["type"] == "http" else None
+        if path == "/health":
+            body = {"status": "ok", "databases": self.databases(), "sessions": len(server.sessions)}
+            await JSONResponse(body)(scope, receive, send)
+        elif path == "/session/v1/login-request":
+            await self.app(scope, receive, _with_master_token(send))
+        elif path == "/session" and b"delete=" in scope["query_string"]:
+            # The header reads: Snowflake Token="<token>" (as fakesnow.server.to_token reads it).
+            auth = dict(scope["headers"]).get(b"authorization", b"").decode()
+            # Closed before the answer, so the client's next statement finds the rows given back.
+            if (ending := server.sessions.get(auth[17:-1])) is not None:
+                with contextlib.suppress(Exception):
+                    ending.close()
+            await self.app(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
+
+    def databases(self) -> list[str]:
+        """The warehouse's databases (attached DuckDB files)."""
+        with self.warehouse.duck_conn.cursor() as cursor:
+            rows = cursor.execute(
+                "SELECT database_name FROM duckdb_databases() "
+                "WHERE NOT internal AND database_name NOT IN (?, ?)",
+                [GLOBAL_DATABASE_NAME, "memory"],
+            ).fetchall()
+        return sorted(name for (name,) in rows)
+
+
+def _with_master_token(send: Send) -> Send:
+    """``send`` for a login answer, adding the session token as its master token."""
+    start: dict[str, Any] = {}
+    body = b""
+
+    async def send_with_master_token(message: dict[str, Any]) -> None:
+        nonlocal start, body
+        if message["type"] == "http.response.start":
+            start = message
+            return
+        body += message.get("body", b"")
+        if message.get("more_body"):
+            return
+        answer = json.loads(body or b"{}")
+        if answer.get("success") and isinstance(data := answer.get("data"), dict) and "token" in data:
+            data.setdefault("masterToken", data["token"])
+        payload = json.dumps(answer).encode()
+        headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
+        await send({**start, "headers": [*headers, (b"content-length", str(len(payload)).encode())]})
+        await send({"type": "http.response.body", "body": payload})
+
+    return send_with_master_token
+
+
+def create_app(
+    data_dir: Path, aws_endpoint_url: str | None = None, region: str = "us-east-1"
+) -> WarehouseApp:
+    """The ASGI app; one per process, since fakesnow's server keeps its sessions in module globals."""
+    import fakesnow.server as server
+
+    warehouse = open_warehouse(data_dir, aws_endpoint_url, region)
+    server.shared_fs = warehouse
+    return WarehouseApp(server.app, warehouse)
+
+
+def close(app: WarehouseApp) -> None:
+    """Close every session, then checkpoint and close the database files."""
+    import fakesnow.server as server
+
+    for token, session in list(server.sessions.items()):
+        with contextlib.suppress(Exception):
+            session.close()
+        server.sessions.pop(token, None)
+    with contextlib.suppress(duckdb.Error):
+        app.warehouse.duck_conn.execute("CHECKPOINT")
+    app.warehouse.duck_conn.close()
+
+
+def serve(
+    host: str, port: int, data_dir: Path, aws_endpoint_url: str | None, region: str = "us-east-1"
+) -> None:
+    """Run the warehouse until SIGTERM or SIGINT, then close it cleanly and exit 0."""
+
+    def _exit(_signum: int, _frame: object) -> None:
+        raise SystemExit(0)
+
+    # uvicorn shuts down gracefully on these, then raises the signal again with the handlers it found
+    # installed: these, so that the database files are closed below rather than the process killed.
+    for handled in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(handled, _exit)
+    app = create_app(data_dir, aws_endpoint_url, region)
+    log_event(
+        logger, "warehouse_started", host=host, port=port, data_dir=str(data_dir), databases=app.databases()
+    )
+    try:
+        uvicorn.run(app, host=host, port=port, log_config=None, access_log=False, lifespan="off")
+    finally:
+        close(app)
+        log_event(logger, "warehouse_stopped", data_dir=str(data_dir))
+
+
+@contextlib.contextmanager
+def running(
+    data_dir: Path, aws_endpoint_url: str | None = None, host: str = "127.0.0.1", port: int = 0
+) -> Iterator[int]:
+    """The warehouse in a thread of this process, for quick experiments; yields the port it listens on."""
+    app = create_app(data_dir, aws_endpoint_url)
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_config=None, lifespan="off"))
+    thread = threading.Thread(target=server.run, name="warehouse", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the warehouse did not start")
+        time.sleep(0.05)
+    try:
+        yield server.servers[0].sockets[0].getsockname()[1]
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+        close(app)
+
+
+def main(argv: list[str] | None = None) -> int:
+    defaults = Settings()
+    parser = argparse.ArgumentParser(
+        prog="python -m moviepipe.warehouse", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument("--host", default=defaults.warehouse_host)
+    parser.add_argument("--port", type=int, default=defaults.warehouse_port)
+    parser.add_argument("--data-dir", type=Path, default=defaults.home / "warehouse")
+    parser.add_argument(
+        "--aws-endpoint-url",
+        default=defaults.aws_endpoint_url,
+        help="S3 endpoint for s3:// URLs (moto locally); AWS's own when omitted",
+    )
+    parser.add_argument("--region", default=defaults.region)
+    parser.add_argument("--log-level", default=defaults.log_level)
+    args = parser.parse_args(argv)
+    configure_logging("warehouse", args.log_level)
+    serve(args.host, args.port, args.data_dir, args.aws_endpoint_url, args.region)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,65 @@
+"""The loader service: its SQS queue fed to the Lambda handler, as Lambda's event source mapping would.
+
+Run it with ``uvicorn services.loader.app:app``. Consumes the loader queue (S3 ObjectCreated events for
+archive manifests), bootstraps the warehouse at start, and serves ``/health``, ``/ready`` (archive and
+quarantine buckets, its queue, the progress table, the warehouse) and ``/metrics``.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI
+from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_fixed
+
+from services.loader.handler import STAGE, Loader
+from services.loader.metrics import METRICS
+from services.loader.settings import LoaderSettings
+from shared.batch import s3_event_handler
+from shared.logs import log_event
+from shared.service import bucket_check, create_service, queue_check, table_check
+from shared.settings import Settings
+from shared.warehouse import WarehouseUnavailable, query
+
+logger = logging.getLogger(__name__)
+
+BOOTSTRAP_WAIT_SECONDS = 30
+
+
+def create_app(settings: Settings | None = None, *, storage_integration: str | None = None) -> FastAPI:
+    """The loader app for these settings (from the environment by default)."""
+    if settings is None:
+        settings = LoaderSettings()
+        storage_integration = settings.archive_storage_integration
+    loader = Loader(settings, METRICS, storage_integration=storage_integration)
+
+    def bootstrap_at_startup() -> None:
+        """Bootstrap the warehouse, waiting a while for it; if it stays away, the first load tries again."""
+        wait = retry(
+            retry=retry_if_exception_type(WarehouseUnavailable),
+            stop=stop_after_delay(BOOTSTRAP_WAIT_SECONDS),
+            wait=wait_fixed(1),
+            reraise=True,
+        )
+        try:
+            wait(loader.ensure_bootstrapped)()
+        except WarehouseUnavailable as exc:
+            log_event(logger, "bootstrap_deferred", str(exc), level=logging.WARNING)
+
+    return create_service(
+        STAGE,
+        settings,
+        METRICS,
+        handler=s3_event_handler(loader.process),
+        ready_checks={
+            "archive": bucket_check(settings, "archive"),
+            "quarantine": bucket_check(settings, "quarantine"),
+            "queue": queue_check(settings, STAGE),
+            "progress": table_check(settings),
+            "warehouse": lambda: query(settings, "SELECT 1"),
+        },
+        on_startup=bootstrap_at_startup,
+    )
+
+
+app = create_app()

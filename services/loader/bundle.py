@@ -1,0 +1,174 @@
+"""The archived bundle: its manifest, and proof that every file it lists is there as described.
+
+The transformer writes ``{source}/{extract_id}/movies/part-*.csv`` and ``rejects/part-*.csv`` to the archive
+bucket, then ``manifest.json`` last; the loader trusts nothing the manifest does not vouch for (size and
+sha256 hash of every file), and loads nothing of a bundle that fails the check.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import posixpath
+import re
+from dataclasses import dataclass
+
+from botocore.exceptions import ClientError
+from pydantic import ValidationError
+
+from services.loader.exceptions import FileMismatch, MissingFile, UnexpectedKey, UnreadableManifest
+from services.loader.statements import TARGETS
+from shared.aws import client
+from shared.events import ObjectCreated
+from shared.manifest import HASH_ALGORITHM, MANIFEST_NAME, Manifest, Resource
+from shared.settings import Settings
+
+MANIFEST_STAGE = "transform"
+REQUIRED_COUNTS = ("extracted", "clean", "rejected", "duplicates")
+_CHUNK = 1 << 20
+_SEGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_MISSING = ("404", "NoSuchKey", "NotFound")
+
+
+@dataclass(frozen=True)
+class ArchiveFile:
+    """One data file of the bundle, as the manifest describes it."""
+
+    role: str  # "movies" | "rejects"
+    bucket: str
+    key: str
+    path: str  # relative to the bundle's folder, e.g. "movies/part-00000.csv"
+    bytes: int
+    hash: str
+    rows: int
+
+    @property
+    def uri(self) -> str:
+        return f"s3://{self.bucket}/{self.key}"
+
+
+@dataclass(frozen=True)
+class ArchiveBundle:
+    """A verified bundle: what the loader copies into the warehouse."""
+
+    source: str
+    extract_id: str
+    manifest_uri: str
+    row_counts: dict[str, int]
+    files: tuple[ArchiveFile, ...]
+
+    @property
+    def stage_prefix(self) -> str:
+        """The bundle's folder, relative to the archive bucket (and so to the archive stage)."""
+        return f"{self.source}/{self.extract_id}"
+
+
+@dataclass(frozen=True)
+class BundleLocation:
+    """Source and extract named by a manifest's key, ``{source}/{extract_id}/manifest.json``."""
+
+    source: str
+    extract_id: str
+
+
+def locate(created: ObjectCreated) -> BundleLocation:
+    """Source and extract from the manifest's key; ``UnexpectedKey`` when the key is not laid out so."""
+    parts = created.key.split("/")
+    if len(parts) != 3 or parts[2] != MANIFEST_NAME or not all(_SEGMENT.match(part) for part in parts[:2]):
+        raise UnexpectedKey(
+            f"expected {{source}}/{{extract_id}}/{MANIFEST_NAME} in the archive bucket", where=created.uri
+        )
+    return BundleLocation(source=parts[0], extract_id=parts[1])
+
+
+def read_bundle(settings: Settings, created: ObjectCreated) -> ArchiveBundle:
+    """The bundle a new archive manifest announces, every listed file checked against the manifest."""
+    location = locate(created)
+    manifest = read_manifest(settings, created, location)
+    folder = posixpath.dirname(created.key)
+    files = tuple(_archive_file(created, folder, resource) for resource in manifest.resources)
+    for file in files:
+        verify_file(settings, file)
+    return ArchiveBundle(
+        source=location.source,
+        extract_id=location.extract_id,
+        manifest_uri=created.uri,
+        row_counts={name: manifest.row_counts[name] for name in REQUIRED_COUNTS},
+        files=files,
+    )
+
+
+def read_manifest(settings: Settings, created: ObjectCreated, location: BundleLocation) -> Manifest:
+    try:
+        body = client("s3", settings).get_object(Bucket=created.bucket, Key=created.key)["Body"].read()
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in _MISSING:
+            raise UnreadableManifest("the manifest is not in the archive", where=created.uri) from exc
+        raise
+    try:
+        manifest = Manifest.from_json(body)
+    except (ValueError, ValidationError) as exc:
+        detail = str(exc).splitlines()[0]
+        raise UnreadableManifest(f"not a valid manifest: {detail}", where=created.uri) from exc
+    problems = []
+    if manifest.stage != MANIFEST_STAGE:
+        problems.append(f"stage is {manifest.stage!r}, not {MANIFEST_STAGE!r}")
+    if (manifest.source, manifest.extract_id) != (location.source, location.extract_id):
+        problems.append(
+            f"it describes {manifest.source}/{manifest.extract_id}, "
+            f"not {location.source}/{location.extract_id} as its key says"
+        )
+    if missing := [name for name in REQUIRED_COUNTS if name not in manifest.row_counts]:
+        problems.append(f"row_counts lacks {', '.join(missing)}")
+    if not manifest.resources:
+        problems.append("it lists no files")
+    if problems:
+        raise UnreadableManifest("; ".join(problems), where=created.uri)
+    return manifest
+
+
+def _archive_file(created: ObjectCreated, folder: str, resource: Resource) -> ArchiveFile:
+    role = (resource.model_extra or {}).get("role")
+    path = posixpath.normpath(resource.path)
+    where = f"{created.uri}: resource {resource.name!r}"
+    if role not in TARGETS:
+        raise UnreadableManifest(f"role is {role!r}, not one of {', '.join(TARGETS)}", where=where)
+    if resource.format != "csv":
+        raise UnreadableManifest(f"format is {resource.format!r}, not 'csv'", where=where)
+    if path.startswith(("/", "..")) or path == MANIFEST_NAME:
+        raise UnreadableManifest(f"path {resource.path!r} is not a file inside the bundle", where=where)
+    if not resource.sha256:
+        raise UnreadableManifest(f"hash {resource.hash!r} is not {HASH_ALGORITHM}:<hex>", where=where)
+    return ArchiveFile(
+        role=role,
+        bucket=created.bucket,
+        key=f"{folder}/{path}",
+        path=path,
+        bytes=resource.bytes,
+        hash=resource.hash,
+        rows=resource.rows,
+    )
+
+
+def verify_file(settings: Settings, file: ArchiveFile) -> None:
+    """``MissingFile`` or ``FileMismatch`` unless the file is there with the manifest's size and hash."""
+    try:
+        body = client("s3", settings).get_object(Bucket=file.bucket, Key=file.key)["Body"]
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in _MISSING:
+            raise MissingFile("listed in the manifest but not in the archive", where=file.uri) from exc
+        raise
+    digest = hashlib.sha256()
+    size = 0
+    lines = 0
+    while chunk := body.read(_CHUNK):
+        digest.update(chunk)
+        size += len(chunk)
+        lines += chunk.count(b"\n")
+    if size != file.bytes:
+        raise FileMismatch(f"{size} bytes, the manifest says {file.bytes}", where=file.uri)
+    found = f"{HASH_ALGORITHM}:{digest.hexdigest()}"
+    if found != file.hash:
+        raise FileMismatch(f"hash {found}, the manifest says {file.hash}", where=file.uri)
+    if file.rows == 0 and lines > 1:
+        # An empty file is not copied (see load.py), so "no rows" must be true of the file itself.
+        raise FileMismatch(f"{lines} lines, the manifest says a header and no rows", where=file.uri)

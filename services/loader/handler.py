@@ -1,0 +1,204 @@
+"""The loader's queue handler: an archive manifest landed, so load its bundle (Snowpipe's job).
+
+Follows Lambda's SQS contract through ``shared.batch``: a bundle that can never load (unreadable manifest,
+a file missing or not as the manifest says, rows the warehouse refuses) is quarantined, alerted once and
+not retried; anything else (the warehouse or S3 unreachable, a concurrent load of the same files) raises,
+so the message is retried and, after repeated failure, dead-lettered.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import threading
+import time
+from typing import Any
+
+from services.loader.bootstrap import bootstrap
+from services.loader.bundle import ArchiveBundle, locate, read_bundle
+from services.loader.exceptions import BadBundle, UnexpectedKey
+from services.loader.load import LOAD_SKIPPED, LoadResult, load_bundle
+from services.loader.metrics import METRICS, LoaderMetrics
+from services.loader.quarantine import already_quarantined, copy_bundle, quarantine_uri, reason, write_reason
+from services.loader.reconcile import RECONCILED, Reconciliation, reconcile
+from services.loader.settings import LoaderSettings
+from shared.alerts import raise_alert
+from shared.batch import Handler, s3_event_handler
+from shared.events import ObjectCreated
+from shared.logs import log_event
+from shared.manifest import MANIFEST_NAME
+from shared.progress import FAILED, QUARANTINED, RUNNING, SUCCEEDED, ExtractProgress
+from shared.settings import Settings
+from shared.warehouse import connect
+
+logger = logging.getLogger(__name__)
+
+STAGE = "loader"
+
+
+class Loader:
+    """Loads the bundles that archive manifests announce, one manifest at a time."""
+
+    def __init__(
+        self, settings: Settings, metrics: LoaderMetrics, *, storage_integration: str | None = None
+    ) -> None:
+        self.settings = settings
+        self.metrics = metrics
+        self.storage_integration = storage_integration
+        self.progress = ExtractProgress(settings)
+        self._bootstrapped = False
+        self._bootstrap_lock = threading.Lock()
+
+    def ensure_bootstrapped(self) -> None:
+        """Create the warehouse objects once per process (they persist; this only fills gaps)."""
+        with self._bootstrap_lock:
+            if not self._bootstrapped:
+                bootstrap(self.settings, storage_integration=self.storage_integration)
+                self._bootstrapped = True
+
+    def process(self, created: ObjectCreated) -> None:
+        """Load the bundle of one new archive manifest; raise (to be retried) if the warehouse or S3 fail."""
+        if created.bucket != self.settings.bucket("archive") or not created.key.endswith(MANIFEST_NAME):
+            log_event(logger, "object_ignored", "not an archive manifest", uri=created.uri)
+            return
+        try:
+            self._load(created)
+        except Exception as exc:
+            # Not a bad bundle (those are quarantined): the message comes back, and in the end dead-letters.
+            logger.warning(
+                "loading %s failed, to be retried: %s",
+                created.uri,
+                exc,
+                exc_info=True,
+                extra={
+                    "event": "load_attempt_failed",
+                    "manifest": created.uri,
+                    "error_type": type(exc).__name__,
+                },
+            )
+            raise
+
+    def _load(self, created: ObjectCreated) -> None:
+        started = time.monotonic()
+        self.ensure_bootstrapped()
+        try:
+            bundle = read_bundle(self.settings, created)
+            self.progress.record(bundle.extract_id, STAGE, RUNNING, manifest=created.uri)
+            with connect(self.settings) as connection:
+                result = load_bundle(connection, self.settings.warehouse_database, bundle)
+                reconciliation = reconcile(connection, self.settings.warehouse_database, bundle)
+        except BadBundle as error:
+            self._quarantine(created, error)
+            return
+        self._report(bundle, result, reconciliation, time.monotonic() - started)
+
+    def _report(
+        self, bundle: ArchiveBundle, result: LoadResult, reconciliation: Reconciliation, seconds: float
+    ) -> None:
+        counts = reconciliation.counts()
+        copied = result.copied
+        for load in result.files:
+            self.metrics.files.labels(
+                "skipped" if load.already or load.status == LOAD_SKIPPED else "loaded"
+            ).inc()
+        self.metrics.rows.labels("loaded").inc(result.rows_copied("movies"))
+        self.metrics.rows.labels("rejected").inc(result.rows_copied("rejects"))
+        self.metrics.duration.observe(seconds)
+        database = self.settings.warehouse_database
+        details: dict[str, Any] = {
+            "warehouse": f"{database}.RAW.MOVIES",
+            "reconciliation": reconciliation.status,
+            "files_loaded": len(copied),
+            "files_skipped": len(result.files) - len(copied),
+        }
+        if reconciliation.status == RECONCILED:
+            self.progress.record(bundle.extract_id, STAGE, SUCCEEDED, counts=counts, **details)
+            self.metrics.extracts.labels("succeeded").inc()
+            log_event(
+                logger,
+                "extract_loaded",
+                extract_id=bundle.extract_id,
+                seconds=round(seconds, 3),
+                **counts,
+                **details,
+            )
+            return
+        error = {"code": "NOT_RECONCILED", "message": reconciliation.explain()}
+        self.progress.record(bundle.extract_id, STAGE, FAILED, counts=counts, error=error, **details)
+        self.metrics.extracts.labels("failed").inc()
+        log_event(
+            logger,
+            "extract_not_reconciled",
+            reconciliation.explain(),
+            level=logging.ERROR,
+            extract_id=bundle.extract_id,
+            **counts,
+        )
+        # At least once: a replay of an extract that does not reconcile alerts again.
+        raise_alert(
+            self.settings,
+            stage=STAGE,
+            event="extract_not_reconciled",
+            message=f"extract {bundle.extract_id} did not reconcile: {reconciliation.explain()}",
+            extract_id=bundle.extract_id,
+            details={"counts": counts, "table": f"{database}.AUDIT.RECONCILIATION"},
+        )
+
+    def _quarantine(self, created: ObjectCreated, error: BadBundle) -> None:
+        try:
+            location = locate(created)
+            extract_id, source = location.extract_id, location.source
+        except UnexpectedKey:
+            extract_id = source = None
+        why = reason(error, created, extract_id=extract_id, source=source)
+        where = quarantine_uri(self.settings, created)
+        if already_quarantined(self.settings, created, why):
+            log_event(logger, "already_quarantined", str(error), extract_id=extract_id, quarantine=where)
+            return
+        files = copy_bundle(self.settings, created)
+        if extract_id:
+            self.progress.record(
+                extract_id, STAGE, QUARANTINED, error={**error.as_error(), "quarantine": where}
+            )
+        self.metrics.extracts.labels("quarantined").inc()
+        log_event(
+            logger,
+            "bundle_quarantined",
+            str(error),
+            level=logging.WARNING,
+            extract_id=extract_id,
+            quarantine=where,
+            reason_code=error.code,
+        )
+        raise_alert(
+            self.settings,
+            stage=STAGE,
+            event="bundle_quarantined",
+            message=f"bundle {created.uri} was not loaded: {error}",
+            extract_id=extract_id,
+            details={**error.as_error(), "quarantine": where},
+        )
+        # Last: from here on a replay of the same event finds the refusal handled.
+        write_reason(self.settings, created, why, files)
+
+
+def make_handler(
+    settings: Settings,
+    *,
+    metrics: LoaderMetrics | None = None,
+    storage_integration: str | None = None,
+) -> Handler:
+    """``handler(event, context)`` loading the bundles of the archive manifests an event names."""
+    loader = Loader(settings, metrics or METRICS, storage_integration=storage_integration)
+    return s3_event_handler(loader.process)
+
+
+@functools.cache
+def _default_handler() -> Handler:
+    settings = LoaderSettings()
+    return make_handler(settings, storage_integration=settings.archive_storage_integration)
+
+
+def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
+    """The Lambda entry point: settings from the environment."""
+    return _default_handler()(event, context)

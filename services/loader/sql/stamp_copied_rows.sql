@@ -1,0 +1,6 @@
+-- COPY cannot say which file a row came from here, so the rows this transaction just copied (the only
+-- ones of the extract without a FILE_NAME: every committed row has one) are stamped with it before the
+-- commit.
+UPDATE {database}.{table}
+SET FILE_NAME = %(file_name)s
+WHERE FILE_NAME IS NULL AND EXTRACT_ID = %(extract_id)s

@@ -1,0 +1,223 @@
+"""The archive of one extract: the transform's CSV parts, then the manifest that commits them.
+
+Layout under ``s3://{prefix}-archive/{source}/{extract_id}/``::
+
+    movies/part-00000.csv     clean rows, columns of shared.schema.CLEAN_MOVIE_FIELDS
+    rejects/part-00000.csv    refused rows, columns of shared.schema.REJECT_FIELDS (header only if none)
+    manifest.json             written last; the loader is triggered by it and trusts only what it lists
+
+Both ways of running the job end here: the local runner and a Glue run hand a directory of Spark's
+output to ``publish_archive``, which names the parts, describes them and writes the manifest last.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from boto3.exceptions import Boto3Error
+from botocore.exceptions import BotoCoreError, ClientError
+
+from services.transformer.exceptions import ArchiveIncomplete, StorageUnavailable
+from shared.logs import log_event
+from shared.manifest import MANIFEST_NAME, Manifest, Resource, describe_file, new_manifest
+from shared.schema import CLEAN_MOVIE_FIELDS, REJECT_FIELDS
+from shared.schema import Field as SchemaField
+
+logger = logging.getLogger(__name__)
+
+STAGE = "transform"
+ROLES: dict[str, tuple[SchemaField, ...]] = {"movies": CLEAN_MOVIE_FIELDS, "rejects": REJECT_FIELDS}
+"""Each kind of archive file, with the fields of its rows; also the folder it lives in."""
+COUNTED_AS = {"movies": "clean", "rejects": "rejected"}
+
+
+def archive_prefix(source: str, extract_id: str) -> str:
+    """The extract's folder in the archive bucket (no trailing slash)."""
+    return f"{source}/{extract_id}"
+
+
+def split_s3_uri(uri: str) -> tuple[str, str]:
+    """``s3://bucket/some/key`` → ``("bucket", "some/key")``."""
+    if not uri.startswith("s3://"):
+        raise ValueError(f"not an s3:// URI: {uri}")
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    return bucket, key
+
+
+@dataclass(frozen=True)
+class ArchivePart:
+    """One CSV part file of the archive, on local disk."""
+
+    role: str
+    path: Path
+    rows: int
+
+
+def collect_parts(directory: Path) -> list[ArchivePart]:
+    """Spark's output under ``directory/{role}/``, renamed ``part-00000.csv`` … and counted row by row."""
+    parts = []
+    for role in ROLES:
+        written = sorted((directory / role).glob("part-*.csv"))
+        if not written:
+            raise ArchiveIncomplete(f"the job wrote no {role} part under {directory / role}")
+        for number, path in enumerate(written):
+            named = path.with_name(f"part-{number:05d}.csv")
+            if named != path:
+                path.rename(named)
+            parts.append(ArchivePart(role, named, _csv_rows(named)))
+    return parts
+
+
+def archive_manifest(
+    directory: Path,
+    parts: list[ArchivePart],
+    *,
+    extract_id: str,
+    source: str,
+    extracted_at: str,
+    row_counts: dict[str, int],
+) -> Manifest:
+    """The archive manifest: one resource per part (with its ``role``), the extract's identity and counts."""
+    resources: list[Resource] = []
+    for role, fields in ROLES.items():
+        of_role = [part for part in parts if part.role == role]
+        for number, part in enumerate(of_role):
+            name = role if len(of_role) == 1 else f"{role}-{number:05d}"
+            described = describe_file(
+                part.path, name=name, rows=part.rows, fields=fields, relative_to=directory
+            )
+            resources.append(described.model_copy(update={"role": role}))
+    return new_manifest(
+        extract_id=extract_id,
+        source=source,
+        stage=STAGE,
+        row_counts=row_counts,
+        resources=resources,
+        extracted_at=extracted_at,
+    )
+
+
+class ArchiveTarget(Protocol):
+    """Where an extract's archive goes: part files first, then the manifest that commits them."""
+
+    uri: str
+
+    def upload(self, path: Path, relative: str) -> None: ...
+
+    def commit(self, manifest: Manifest) -> bool:
+        """Write the manifest unless one is there already; True if this call wrote it."""
+        ...
+
+
+class S3Target:
+    """The extract's folder in the archive bucket."""
+
+    def __init__(self, s3: Any, bucket: str, prefix: str):
+        self.s3 = s3
+        self.bucket = bucket
+        self.prefix = prefix.strip("/")
+        self.uri = f"s3://{bucket}/{self.prefix}"
+
+    def upload(self, path: Path, relative: str) -> None:
+        key = f"{self.prefix}/{relative}"
+        try:
+            self.s3.upload_file(str(path), self.bucket, key, ExtraArgs={"ContentType": "text/csv"})
+        except (ClientError, BotoCoreError, Boto3Error) as exc:
+            raise StorageUnavailable(f"could not upload s3://{self.bucket}/{key}: {exc}") from exc
+
+    def commit(self, manifest: Manifest) -> bool:
+        key = f"{self.prefix}/{MANIFEST_NAME}"
+        try:
+            # If-None-Match: a concurrent run of the same extract cannot replace a committed manifest.
+            self.s3.put_object(
+                Bucket=self.bucket,
+                Key=key,
+                Body=manifest.to_json().encode(),
+                ContentType="application/json",
+                IfNoneMatch="*",
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("PreconditionFailed", "412"):
+                return False
+            raise StorageUnavailable(f"could not write s3://{self.bucket}/{key}: {exc}") from exc
+        except BotoCoreError as exc:
+            raise StorageUnavailable(f"could not write s3://{self.bucket}/{key}: {exc}") from exc
+        return True
+
+
+class DirectoryTarget:
+    """A local folder, for a plain pyspark run of the job."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.uri = root.as_uri()
+
+    def upload(self, path: Path, relative: str) -> None:
+        destination = self.root / relative
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, destination)
+
+    def commit(self, manifest: Manifest) -> bool:
+        destination = self.root / MANIFEST_NAME
+        if destination.exists():
+            return False
+        pending = destination.with_suffix(".json.tmp")
+        pending.write_text(manifest.to_json())
+        pending.replace(destination)
+        return True
+
+
+def publish_archive(
+    directory: Path,
+    target: ArchiveTarget,
+    *,
+    extract_id: str,
+    source: str,
+    extracted_at: str,
+    row_counts: dict[str, int],
+) -> Manifest:
+    """Name and check the parts Spark wrote under ``directory``, upload them, then commit the manifest.
+
+    The parts must hold exactly the rows the transform counted; a manifest never vouches for less.
+    """
+    parts = collect_parts(directory)
+    for role, counted_as in COUNTED_AS.items():
+        written = sum(part.rows for part in parts if part.role == role)
+        counted = row_counts[counted_as]
+        if written != counted:
+            raise ArchiveIncomplete(f"{role} parts hold {written} rows; the transform counted {counted}")
+    identity = {"extract_id": extract_id, "source": source, "extracted_at": extracted_at}
+    manifest = archive_manifest(directory, parts, **identity, row_counts=row_counts)
+    for resource in manifest.resources:
+        target.upload(directory / resource.path, resource.path)
+    if not target.commit(manifest):
+        log_event(logger, "archive_already_committed", extract_id=extract_id, archive=target.uri)
+    return manifest
+
+
+def download_prefix(s3: Any, bucket: str, prefix: str, directory: Path) -> None:
+    """Copy every object under ``prefix`` to ``directory``, keeping the key's path below the prefix."""
+    prefix = prefix.rstrip("/") + "/"
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        for item in page.get("Contents", []):
+            local = directory / item["Key"].removeprefix(prefix)
+            local.parent.mkdir(parents=True, exist_ok=True)
+            s3.download_file(bucket, item["Key"], str(local))
+
+
+def delete_prefix(s3: Any, bucket: str, prefix: str) -> None:
+    prefix = prefix.rstrip("/") + "/"
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        keys = [{"Key": item["Key"]} for item in page.get("Contents", [])]
+        if keys:
+            s3.delete_objects(Bucket=bucket, Delete={"Objects": keys, "Quiet": True})
+
+
+def _csv_rows(path: Path) -> int:
+    with path.open(newline="", encoding="utf-8") as handle:
+        return max(sum(1 for _ in csv.reader(handle)) - 1, 0)

@@ -1,0 +1,182 @@
+"""The transformer's Lambda-style entry point: one processed ``manifest.json`` in, one archive out.
+
+``handler(event, context)`` accepts an S3 notification or an SQS event wrapping them (see
+``shared.batch``). Per extract: skip it if its archive (or quarantine) is already there, so a replayed
+event changes nothing; check the input cheaply; run the Spark job; record progress. Bad input is
+quarantined and alerted once, and the message succeeds (retrying cannot help). Anything else is raised,
+so the message is retried and, after repeated failure, dead-lettered.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import time
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from services.transformer.exceptions import BadInput, StorageUnavailable
+from services.transformer.processed import ProcessedExtract, prepare_job, read_manifest
+from services.transformer.quarantine import quarantine, reason_key
+from services.transformer.runner import TransformResult, TransformRunner, make_runner
+from services.transformer.settings import TransformerSettings, transformer_settings
+from shared.alerts import raise_alert
+from shared.aws import client, object_exists
+from shared.batch import Handler, s3_event_handler
+from shared.events import ObjectCreated
+from shared.logs import log_event
+from shared.manifest import MANIFEST_NAME, Manifest
+from shared.metrics import StageMetrics
+from shared.progress import QUARANTINED, RUNNING, SUCCEEDED, ExtractProgress
+from shared.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+STAGE = "transformer"
+
+
+@functools.cache
+def transformer_metrics() -> StageMetrics:
+    """The stage's Prometheus metrics; registered once per process."""
+    return StageMetrics(STAGE)
+
+
+class ExtractTransformer:
+    """Transforms the processed extract a ``manifest.json`` notification points at."""
+
+    def __init__(self, settings: TransformerSettings, runner: TransformRunner, metrics: StageMetrics):
+        self.settings = settings
+        self.runner = runner
+        self.metrics = metrics
+        self.progress = ExtractProgress(settings)
+
+    def process(self, created: ObjectCreated) -> None:
+        """Handle one created object; only an extract's processed manifest starts a transform."""
+        if not created.key.endswith(MANIFEST_NAME):
+            log_event(logger, "object_ignored", level=logging.DEBUG, key=created.key)
+            return
+        extract = ProcessedExtract.from_manifest_key(created.bucket, created.key)
+        if extract is None:
+            log_event(
+                logger, "object_ignored", "not an extract's manifest", level=logging.WARNING, key=created.key
+            )
+            return
+        if self._already_archived(extract) or self._already_quarantined(extract):
+            self.metrics.extracts.labels("skipped").inc()
+            return
+
+        self.progress.record(extract.extract_id, STAGE, RUNNING, processed=extract.uri)
+        log_event(logger, "transform_started", extract_id=extract.extract_id, processed=extract.uri)
+        started = time.monotonic()
+        s3 = client("s3", self.settings)
+        try:
+            manifest = read_manifest(s3, extract)
+            job = prepare_job(s3, extract, manifest, self.settings.bucket("archive"))
+            result = self.runner.run(job)
+        except BadInput as error:
+            self._quarantine(s3, extract, error)
+            return
+        except Exception as exc:
+            self.metrics.extracts.labels("failed").inc()
+            log_event(
+                logger, "transform_failed", str(exc), level=logging.ERROR, extract_id=extract.extract_id
+            )
+            raise
+        self._succeeded(extract, result, time.monotonic() - started)
+
+    def _succeeded(self, extract: ProcessedExtract, result: TransformResult, seconds: float) -> None:
+        counts = result.counts.as_dict()
+        self.progress.record(
+            extract.extract_id,
+            STAGE,
+            SUCCEEDED,
+            counts=counts,
+            archive=result.manifest_uri,
+            seconds=round(seconds, 3),
+        )
+        for kind in ("clean", "rejected", "duplicates"):
+            self.metrics.rows.labels(kind).inc(counts[kind])
+        self.metrics.extracts.labels("succeeded").inc()
+        self.metrics.duration.observe(seconds)
+        log_event(
+            logger,
+            "transform_succeeded",
+            extract_id=extract.extract_id,
+            counts=counts,
+            archive=result.manifest_uri,
+            seconds=round(seconds, 3),
+        )
+
+    def _already_archived(self, extract: ProcessedExtract) -> bool:
+        """True if the extract's archive is committed; then its progress says so too.
+
+        A replay records nothing new. Only if a crash came between committing the archive and recording
+        success is the success recorded now, from the archive manifest, so the extract does not stay
+        "running" forever.
+        """
+        archive = self.settings.bucket("archive")
+        key = f"{extract.prefix}/{MANIFEST_NAME}"
+        if not self._exists(archive, key):
+            return False
+        log_event(logger, "already_transformed", "already transformed", extract_id=extract.extract_id)
+        stages = (self.progress.get(extract.extract_id) or {}).get("stages", {})
+        if stages.get(STAGE, {}).get("status") != SUCCEEDED:
+            body = client("s3", self.settings).get_object(Bucket=archive, Key=key)["Body"].read()
+            counts = Manifest.from_json(body).row_counts
+            self.progress.record(
+                extract.extract_id, STAGE, SUCCEEDED, counts=counts, archive=f"s3://{archive}/{key}"
+            )
+        return True
+
+    def _already_quarantined(self, extract: ProcessedExtract) -> bool:
+        if not self._exists(self.settings.bucket("quarantine"), reason_key(extract)):
+            return False
+        log_event(logger, "already_quarantined", "already quarantined", extract_id=extract.extract_id)
+        return True
+
+    def _exists(self, bucket: str, key: str) -> bool:
+        try:
+            return object_exists(self.settings, bucket, key)
+        except (ClientError, BotoCoreError) as exc:
+            raise StorageUnavailable(f"could not look for s3://{bucket}/{key}: {exc}") from exc
+
+    def _quarantine(self, s3: Any, extract: ProcessedExtract, error: BadInput) -> None:
+        where = quarantine(s3, extract, error, self.settings.bucket("quarantine"))
+        self.progress.record(extract.extract_id, STAGE, QUARANTINED, error=error.as_error(), quarantine=where)
+        self.metrics.extracts.labels("quarantined").inc()
+        log_event(
+            logger,
+            "extract_quarantined",
+            str(error),
+            level=logging.WARNING,
+            extract_id=extract.extract_id,
+            quarantine=where,
+        )
+        raise_alert(
+            self.settings,
+            stage=STAGE,
+            event="extract_quarantined",
+            message=f"extract {extract.extract_id} quarantined by the transformer: {error}",
+            extract_id=extract.extract_id,
+            details={**error.as_error(), "quarantine": where},
+        )
+
+
+def make_handler(
+    settings: Settings, runner: TransformRunner | None = None, metrics: StageMetrics | None = None
+) -> Handler:
+    """``handler(event, context)`` for these settings; the runner defaults to the one the settings pick."""
+    own = transformer_settings(settings)
+    transformer = ExtractTransformer(own, runner or make_runner(own), metrics or transformer_metrics())
+    return s3_event_handler(transformer.process)
+
+
+@functools.cache
+def _default_handler() -> Handler:
+    return make_handler(transformer_settings())
+
+
+def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
+    """The Lambda contract: settings from the environment, built on first use."""
+    return _default_handler()(event, context)

@@ -1,0 +1,322 @@
+"""Where the Spark job runs: a warm local session in this process, or an AWS Glue job run.
+
+Both take a ``TransformJob`` (one processed extract) and leave the same archive behind: part files,
+then the archive manifest. ``MOVIEPIPE_TRANSFORM_RUNNER`` (``local`` | ``glue``) picks one.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from botocore.exceptions import BotoCoreError, ClientError
+from py4j.protocol import Py4JError
+from pyspark.errors import PySparkException
+
+from services.transformer.archive import S3Target, archive_prefix, publish_archive
+from services.transformer.exceptions import (
+    BAD_INPUT_ERRORS,
+    ArchiveIncomplete,
+    GlueJobFailed,
+    InputCorrupt,
+    InputMissing,
+    SparkJobFailed,
+    StorageUnavailable,
+)
+from services.transformer.glue_job import SPARK_CONF, TransformCounts, transform
+from services.transformer.settings import TransformerSettings
+from shared.aws import client
+from shared.logs import log_event
+from shared.manifest import MANIFEST_NAME, Manifest, file_digest
+from shared.schema import MOVIE_FIELDS, Field, field_names
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TransformJob:
+    """One processed extract to transform, and where its archive goes."""
+
+    extract_id: str
+    source: str
+    extracted_at: str
+    extracted: int
+    """Rows the processed manifest says were extracted; the transform must read exactly these."""
+    input_bucket: str
+    input_key: str
+    """``movies.csv`` in the processed bucket."""
+    input_hash: str | None
+    input_bytes: int | None
+    archive_bucket: str
+
+    @property
+    def input_uri(self) -> str:
+        return f"s3://{self.input_bucket}/{self.input_key}"
+
+    @property
+    def archive_prefix(self) -> str:
+        return archive_prefix(self.source, self.extract_id)
+
+    @property
+    def archive_uri(self) -> str:
+        return f"s3://{self.archive_bucket}/{self.archive_prefix}"
+
+    @property
+    def manifest_uri(self) -> str:
+        return f"{self.archive_uri}/{MANIFEST_NAME}"
+
+
+@dataclass(frozen=True)
+class TransformResult:
+    """What a finished transform left in the archive."""
+
+    counts: TransformCounts
+    manifest: Manifest
+    manifest_uri: str
+
+
+class TransformRunner(Protocol):
+    """Runs the transform of one extract, wherever Spark is."""
+
+    def run(self, job: TransformJob) -> TransformResult:
+        """Transform the extract and commit its archive; ``BadInput`` if it never can be."""
+        ...
+
+    def warm_up(self) -> None:
+        """Get ready for the first job (start Spark); may take seconds."""
+        ...
+
+    def check(self) -> None:
+        """Raise unless the runner can take a job now (for ``/ready``)."""
+        ...
+
+
+# -- local Spark ------------------------------------------------------------------------------
+
+
+def local_spark_session(master: str = "local[2]", shuffle_partitions: int = 2) -> Any:
+    """A local Spark session set up as the job expects (and fast to start: no UI)."""
+    from pyspark.sql import SparkSession
+
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    builder = (
+        SparkSession.builder.appName("moviepipe-transformer")
+        .master(master)
+        .config("spark.sql.shuffle.partitions", str(shuffle_partitions))
+        .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
+    )
+    for key, value in SPARK_CONF.items():
+        builder = builder.config(key, value)
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("WARN")
+    return spark
+
+
+WARM_UP_ROWS = 100
+"""Rows of the synthetic extract the warm-up transforms: enough to load and compile the job's code."""
+
+
+def warm_up_csv(rows: int = WARM_UP_ROWS) -> str:
+    """A valid ``movies.csv`` of ``rows`` distinct movies, every value derived from the field rules."""
+
+    def value(field: Field, number: int) -> str:
+        if field.kind == "string":
+            return f"warm-up {number}" if field.required else ""
+        if field.kind == "boolean":
+            return "0"
+        lowest = field.minimum if field.minimum is not None else 0
+        return str(int(lowest)) if field.kind == "integer" else str(float(lowest))
+
+    lines = [",".join(field_names())]
+    lines += [",".join(value(field, number) for field in MOVIE_FIELDS) for number in range(rows)]
+    return "\n".join(lines) + "\n"
+
+
+class LocalSparkRunner:
+    """Runs the job on one long-lived Spark session, staging files between S3 and local disk.
+
+    Spark's s3a connector is not available locally, so the runner downloads ``movies.csv``, lets Spark
+    read and write local files, and uploads the archive with boto3, manifest last.
+    """
+
+    def __init__(self, settings: TransformerSettings, spark: Any = None):
+        self.settings = settings
+        self._spark = spark
+        self._session_lock = threading.Lock()
+        # One job at a time on the session: the warm-up and the first extract must not overlap.
+        self._job_lock = threading.Lock()
+        self._state = "not started"
+
+    @property
+    def spark(self) -> Any:
+        with self._session_lock:
+            if self._spark is None:
+                started = time.monotonic()
+                self._spark = local_spark_session(
+                    self.settings.spark_master, self.settings.spark_shuffle_partitions
+                )
+                log_event(logger, "spark_started", seconds=round(time.monotonic() - started, 2))
+            return self._spark
+
+    def warm_up(self) -> None:
+        """Start the session and run the job once on synthetic rows, so the first extract finds Spark warm."""
+        self._state = "warming up"
+        try:
+            with self._job_lock, tempfile.TemporaryDirectory(prefix="moviepipe-warm-up-") as tmp:
+                movies = Path(tmp) / "movies.csv"
+                movies.write_text(warm_up_csv())
+                output = (Path(tmp) / "out").as_uri()
+                transform(
+                    self.spark,
+                    input_path=str(movies),
+                    extract_id="warm-up",
+                    expected_rows=WARM_UP_ROWS,
+                    output=output,
+                )
+        except Exception as exc:
+            self._state = f"warm-up failed: {exc}"
+            raise
+        self._state = "warm"
+        log_event(logger, "spark_warm")
+
+    def check(self) -> None:
+        if self._spark is None or self._state != "warm":
+            raise RuntimeError(f"Spark session {self._state}")
+        if self._spark.sparkContext._jsc.sc().isStopped():
+            raise RuntimeError("Spark session stopped")
+
+    def run(self, job: TransformJob) -> TransformResult:
+        s3 = client("s3", self.settings)
+        with tempfile.TemporaryDirectory(prefix=f"moviepipe-transform-{job.extract_id}-") as tmp:
+            work = Path(tmp)
+            movies = work / "movies.csv"
+            self._stage(s3, job, movies)
+            output = work / "archive"
+            try:
+                with self._job_lock:
+                    counts = transform(
+                        self.spark,
+                        input_path=str(movies),
+                        extract_id=job.extract_id,
+                        expected_rows=job.extracted,
+                        output=output.as_uri(),
+                    )
+            except (PySparkException, Py4JError) as exc:
+                raise SparkJobFailed(f"Spark job for extract {job.extract_id} failed: {exc}") from exc
+            manifest = publish_archive(
+                output,
+                S3Target(s3, job.archive_bucket, job.archive_prefix),
+                extract_id=job.extract_id,
+                source=job.source,
+                extracted_at=job.extracted_at,
+                row_counts=counts.as_dict(),
+            )
+        return TransformResult(counts=counts, manifest=manifest, manifest_uri=job.manifest_uri)
+
+    def _stage(self, s3: Any, job: TransformJob, destination: Path) -> None:
+        """Download ``movies.csv`` and check it is the file the manifest vouches for."""
+        try:
+            s3.download_file(job.input_bucket, job.input_key, str(destination))
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                raise InputMissing(f"{job.input_uri} does not exist") from exc
+            raise StorageUnavailable(f"could not download {job.input_uri}: {exc}") from exc
+        except BotoCoreError as exc:
+            raise StorageUnavailable(f"could not download {job.input_uri}: {exc}") from exc
+        digest, size = file_digest(destination)
+        if job.input_bytes is not None and size != job.input_bytes:
+            raise InputCorrupt(
+                f"{job.input_uri} has {size} bytes, the manifest vouches for {job.input_bytes}"
+            )
+        if job.input_hash and digest != job.input_hash:
+            raise InputCorrupt(f"{job.input_uri} hashes to {digest}, the manifest vouches for another hash")
+
+
+# -- AWS Glue -------------------------------------------------------------------------------------
+
+GLUE_RUNNING = ("STARTING", "RUNNING", "STOPPING", "WAITING")
+GLUE_FAILED = ("FAILED", "ERROR", "TIMEOUT", "STOPPED", "EXPIRED")
+_BAD_INPUT_CODE = re.compile(r"\b(" + "|".join(BAD_INPUT_ERRORS) + r"): (.*)", re.DOTALL)
+
+
+def glue_arguments(job: TransformJob) -> dict[str, str]:
+    """The job run's arguments, as ``glue_job.parse_args`` reads them."""
+    return {
+        "--input_path": job.input_uri,
+        "--output_path": job.archive_uri,
+        "--extract_id": job.extract_id,
+        "--source": job.source,
+        "--extracted_at": job.extracted_at,
+        "--expected_rows": str(job.extracted),
+    }
+
+
+def glue_run_error(job_name: str, run_id: str, state: str, message: str) -> Exception:
+    """The error a failed run stands for: the bad input the job reported, else ``GlueJobFailed``."""
+    found = _BAD_INPUT_CODE.search(message or "")
+    if found:
+        return BAD_INPUT_ERRORS[found.group(1)](found.group(2).strip())
+    return GlueJobFailed(f"Glue job {job_name} run {run_id} ended {state}: {message or 'no message'}")
+
+
+class GlueRunner:
+    """Starts one AWS Glue job run per extract and waits for it; the job writes the archive itself."""
+
+    def __init__(self, settings: TransformerSettings, *, sleep: Callable[[float], None] = time.sleep):
+        self.settings = settings
+        self.sleep = sleep
+
+    def run(self, job: TransformJob) -> TransformResult:
+        glue = client("glue", self.settings)
+        name = self.settings.glue_job
+        try:
+            run_id = glue.start_job_run(JobName=name, Arguments=glue_arguments(job))["JobRunId"]
+            log_event(logger, "glue_job_started", extract_id=job.extract_id, job_name=name, run_id=run_id)
+            while True:
+                run = glue.get_job_run(JobName=name, RunId=run_id, PredecessorsIncluded=False)["JobRun"]
+                state = run["JobRunState"]
+                if state == "SUCCEEDED":
+                    break
+                if state in GLUE_FAILED:
+                    raise glue_run_error(name, run_id, state, run.get("ErrorMessage", ""))
+                self.sleep(self.settings.glue_poll_seconds)
+        except (ClientError, BotoCoreError) as exc:
+            raise GlueJobFailed(f"Glue job {name} for extract {job.extract_id}: {exc}") from exc
+        manifest = self._archive_manifest(job)
+        return TransformResult(
+            counts=TransformCounts.from_dict(manifest.row_counts),
+            manifest=manifest,
+            manifest_uri=job.manifest_uri,
+        )
+
+    def warm_up(self) -> None:
+        """Nothing to warm: Glue starts a cluster per run."""
+
+    def check(self) -> None:
+        client("glue", self.settings).get_job(JobName=self.settings.glue_job)
+
+    def _archive_manifest(self, job: TransformJob) -> Manifest:
+        key = f"{job.archive_prefix}/{MANIFEST_NAME}"
+        try:
+            body = client("s3", self.settings).get_object(Bucket=job.archive_bucket, Key=key)["Body"].read()
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey"):
+                raise ArchiveIncomplete(f"the Glue run succeeded but wrote no {job.manifest_uri}") from exc
+            raise StorageUnavailable(f"could not read {job.manifest_uri}: {exc}") from exc
+        return Manifest.from_json(body)
+
+
+def make_runner(settings: TransformerSettings, spark: Any = None) -> TransformRunner:
+    """The runner the settings ask for (``MOVIEPIPE_TRANSFORM_RUNNER``)."""
+    if settings.transform_runner == "glue":
+        return GlueRunner(settings)
+    return LocalSparkRunner(settings, spark=spark)

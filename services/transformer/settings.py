@@ -1,0 +1,35 @@
+"""The transformer's settings: the shared base plus where its Spark job runs."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from shared.settings import Settings
+
+
+class TransformerSettings(Settings):
+    """Settings of the transformer (environment prefix ``MOVIEPIPE_``)."""
+
+    transform_runner: Literal["local", "glue"] = "local"
+    """``local``: a warm Spark session in this process; ``glue``: an AWS Glue job run per extract."""
+
+    glue_job_name: str | None = None
+    """The Glue job that runs ``services/transformer/glue_job.py``; default ``{prefix}-transform``."""
+    glue_poll_seconds: float = 15.0
+
+    spark_master: str = "local[2]"
+    spark_shuffle_partitions: int = 2
+
+    @property
+    def glue_job(self) -> str:
+        return self.glue_job_name or f"{self.prefix}-transform"
+
+
+def transformer_settings(settings: Settings | None = None) -> TransformerSettings:
+    """The transformer's settings from the environment, or shared settings with the transformer's knobs."""
+    if settings is None:
+        return TransformerSettings()
+    if isinstance(settings, TransformerSettings):
+        return settings
+    # Copy values over rather than re-validating them: fields with aliases ignore their own names.
+    return TransformerSettings().model_copy(update=settings.model_dump())

@@ -1,0 +1,109 @@
+"""How any process talks to the warehouse: Snowflake in AWS, the fakesnow stand-in locally.
+
+Connections are opened through a context manager that commits or rolls back and always closes; a
+warehouse that does not answer raises ``WarehouseUnavailable`` naming where it was looked for. Nothing
+here logs a password.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import snowflake.connector
+from snowflake.connector import SnowflakeConnection
+from snowflake.connector.errors import InterfaceError, OperationalError
+
+from shared.logs import log_event
+from shared.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+# Locally a warehouse that is down should say so at once, not after the connector's long retries.
+LOCAL_TIMEOUTS = {"login_timeout": 5, "network_timeout": 2, "socket_timeout": 600}
+
+Params = Sequence[Any] | dict[str, Any] | None
+
+
+class WarehouseError(Exception):
+    """Root of the warehouse access errors."""
+
+
+class WarehouseUnavailable(WarehouseError):
+    """The warehouse did not answer: down, unreachable, or dropped the connection."""
+
+
+def address(settings: Settings) -> str:
+    return f"{settings.warehouse_protocol}://{settings.warehouse_host}:{settings.warehouse_port}"
+
+
+def connection_parameters(settings: Settings) -> dict[str, Any]:
+    """Keyword arguments for ``snowflake.connector.connect`` (these include the password: never log them)."""
+    parameters: dict[str, Any] = {
+        "account": settings.warehouse_account,
+        "user": settings.warehouse_user,
+        "password": settings.warehouse_password,
+        "host": settings.warehouse_host,
+        "port": settings.warehouse_port,
+        "protocol": settings.warehouse_protocol,
+        "database": settings.warehouse_database,
+        # Every Snowflake database has PUBLIC; a session without a current schema trips fakesnow's MERGE.
+        "schema": "PUBLIC",
+        "application": "moviepipe",
+    }
+    if settings.warehouse_role:
+        parameters["role"] = settings.warehouse_role
+    if settings.warehouse_name:
+        parameters["warehouse"] = settings.warehouse_name
+    if settings.environment == "local":
+        parameters["session_parameters"] = {"CLIENT_OUT_OF_BAND_TELEMETRY_ENABLED": False}
+        parameters.update(LOCAL_TIMEOUTS)
+    return parameters
+
+
+@contextlib.contextmanager
+def connect(settings: Settings) -> Iterator[SnowflakeConnection]:
+    """An open connection: committed when the block ends, rolled back if it raises, closed either way."""
+    where = address(settings)
+    try:
+        connection = snowflake.connector.connect(**connection_parameters(settings))
+    except (OperationalError, InterfaceError) as exc:
+        log_event(logger, "warehouse_unavailable", level=logging.WARNING, warehouse=where, error=str(exc))
+        raise WarehouseUnavailable(f"the warehouse at {where} did not answer: {exc}") from exc
+    try:
+        yield connection
+        connection.commit()
+    except BaseException as exc:
+        with contextlib.suppress(Exception):
+            connection.rollback()
+        if isinstance(exc, OperationalError | InterfaceError):
+            raise WarehouseUnavailable(f"lost the warehouse at {where}: {exc}") from exc
+        raise
+    finally:
+        with contextlib.suppress(Exception):
+            connection.close()
+
+
+@contextlib.contextmanager
+def transaction(connection: SnowflakeConnection) -> Iterator[Any]:
+    """An explicit transaction on ``connection``, yielding a cursor: all of it commits, or none of it."""
+    cursor = connection.cursor()
+    cursor.execute("BEGIN")
+    try:
+        yield cursor
+    except BaseException:
+        with contextlib.suppress(Exception):
+            cursor.execute("ROLLBACK")
+        raise
+    cursor.execute("COMMIT")
+
+
+def query(settings: Settings, sql: str, params: Params = None) -> tuple[list[str], list[tuple]]:
+    """Run one statement; the result's column names and rows."""
+    with connect(settings) as connection:
+        cursor = connection.cursor()
+        cursor.execute(sql, params)
+        columns = [column.name for column in cursor.description or []]
+        return columns, [tuple(row) for row in cursor.fetchall()] if columns else []

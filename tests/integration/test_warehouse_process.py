@@ -1,0 +1,255 @@
+"""The warehouse stand-in as a process, through the real Snowflake connector: what survives, what it reads."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+import snowflake.connector
+
+from shared.aws import client
+from shared.settings import Settings
+from shared.warehouse import connect, connection_parameters, query
+from tests.conftest import free_port, wait_for_http
+from tests.integration.conftest import warehouse_process
+
+pytestmark = pytest.mark.integration
+
+CSV = b'ID,NAME\n1,"Heat, ""the"" movie"\n2,\n'
+
+
+@pytest.fixture
+def bucket(moto_endpoint: str) -> str:
+    """A bucket on moto holding one small CSV file at ``data/part-00000.csv``."""
+    settings = Settings(aws_endpoint_url=moto_endpoint)
+    name = f"wh-{uuid.uuid4().hex[:10]}"
+    s3 = client("s3", settings)
+    s3.create_bucket(Bucket=name)
+    s3.put_object(Bucket=name, Key="data/part-00000.csv", Body=CSV)
+    return name
+
+
+def at(port: int, database: str = "KEEP") -> Settings:
+    return Settings(warehouse_port=port, warehouse_database=database)
+
+
+def test_data_load_history_stages_and_formats_survive_a_restart(moto_endpoint, bucket, tmp_path):
+    # GIVEN a warehouse process holding a table loaded by COPY through a stage and a named file format
+    data_dir = tmp_path / "warehouse"
+    copy = (
+        "COPY INTO KEEP.RAW.T (ID, NAME) FROM '@KEEP.RAW.SRC/data/' FILES = ('part-00000.csv') "
+        "FILE_FORMAT = (FORMAT_NAME = 'KEEP.RAW.CSV')"
+    )
+    with warehouse_process(data_dir, moto_endpoint) as port, connect(at(port)) as connection:
+        cursor = connection.cursor()
+        cursor.execute("CREATE SCHEMA IF NOT EXISTS KEEP.RAW")
+        cursor.execute("CREATE TABLE KEEP.RAW.T (ID NUMBER(38,0), NAME VARCHAR)")
+        cursor.execute(f"CREATE STAGE KEEP.RAW.SRC URL = 's3://{bucket}/'")
+        cursor.execute(
+            "CREATE FILE FORMAT KEEP.RAW.CSV TYPE = CSV SKIP_HEADER = 1 FIELD_OPTIONALLY_ENCLOSED_BY = '\"'"
+        )
+        first = cursor.execute(copy).fetchall()
+    assert first[0][1] == "LOADED" and first[0][3] == 2
+
+    # WHEN the process is stopped and started again on the same data directory
+    with warehouse_process(data_dir, moto_endpoint) as port:
+        health = httpx.get(f"http://127.0.0.1:{port}/health").json()
+        # THEN the database is there without anyone naming it, with its rows
+        assert "KEEP" in health["databases"]
+        _, rows = query(at(port, "OTHER"), "SELECT ID, NAME FROM KEEP.RAW.T ORDER BY ID")
+        assert rows == [(1, 'Heat, "the" movie'), (2, None)]
+
+        # AND the load history still knows the file, and the stage and file format still resolve
+        _, again = query(at(port), copy)
+        assert again[0][1] == "LOAD_SKIPPED" and again[0][6] == "File was loaded before."
+        _, rows = query(at(port), "SELECT COUNT(*) FROM KEEP.RAW.T")
+        assert rows == [(2,)]
+
+
+def test_committed_data_survives_a_killed_process(moto_endpoint, tmp_path):
+    # GIVEN a warehouse process with a committed row
+    data_dir = tmp_path / "warehouse"
+    data_dir.mkdir()
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "moviepipe.warehouse", "--port", str(port), "--data-dir", str(data_dir)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "AWS_ENDPOINT_URL": moto_endpoint},
+    )
+    try:
+        wait_for_http(f"http://127.0.0.1:{port}/health")
+        query(at(port), "CREATE TABLE KEEP.PUBLIC.T (ID NUMBER(38,0))")
+        query(at(port), "INSERT INTO KEEP.PUBLIC.T VALUES (7)")
+    finally:
+        # WHEN it is killed, with no chance to shut down
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=10)
+
+    # THEN a new process finds the row
+    with warehouse_process(data_dir, moto_endpoint) as port:
+        assert query(at(port), "SELECT ID FROM KEEP.PUBLIC.T")[1] == [(7,)]
+
+
+def test_sigterm_stops_the_process_cleanly(moto_endpoint, tmp_path):
+    # GIVEN a running warehouse process
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "moviepipe.warehouse",
+            "--port",
+            str(port),
+            "--data-dir",
+            str(tmp_path / "wh"),
+            "--aws-endpoint-url",
+            moto_endpoint,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    wait_for_http(f"http://127.0.0.1:{port}/health")
+    query(at(port), "SELECT 1")
+
+    # WHEN it gets SIGTERM
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=20)
+
+    # THEN it exits 0, saying it stopped, and leaves its database file checkpointed
+    assert process.returncode == 0
+    assert b"warehouse_stopped" in stderr
+    assert (tmp_path / "wh" / "KEEP.db").exists()
+    assert not (tmp_path / "wh" / "KEEP.db.wal").exists()
+
+
+def test_copy_reads_s3_urls_from_moto_through_the_connector(warehouse, bucket):
+    # GIVEN a table, and a file in a bucket on moto
+    settings = at(warehouse, f"S3_{uuid.uuid4().hex[:8].upper()}")
+    db = settings.warehouse_database
+    query(settings, f"CREATE TABLE {db}.PUBLIC.T (ID NUMBER(38,0), NAME VARCHAR)")
+
+    # WHEN a session copies it by its s3:// URL (DuckDB reads it through the registered s3fs filesystem)
+    copied = query(
+        settings,
+        f"COPY INTO {db}.PUBLIC.T FROM 's3://{bucket}/data/part-00000.csv' "
+        "FILE_FORMAT = (TYPE = CSV SKIP_HEADER = 1 FIELD_OPTIONALLY_ENCLOSED_BY = '\"')",
+    )
+
+    # THEN the rows are in the table
+    assert copied[1][0][:4] == (f"s3://{bucket}/data/part-00000.csv", "LOADED", 2, 2)
+    assert query(settings, f"SELECT NAME FROM {db}.PUBLIC.T WHERE ID = 1")[1] == [('Heat, "the" movie',)]
+
+
+def test_copy_parses_text_into_the_column_types_not_guessed_ones(warehouse, bucket, moto_endpoint):
+    # GIVEN a one-row file whose key and title look like numbers, and a table of more than ten columns
+    s3 = client("s3", Settings(aws_endpoint_url=moto_endpoint))
+    header = ",".join(f"C{n}" for n in range(12))
+    s3.put_object(
+        Bucket=bucket, Key="data/numbers.csv", Body=f"{header}\n0042,007,true,,{',' * 7}9\n".encode()
+    )
+    settings = at(warehouse, f"TYPES_{uuid.uuid4().hex[:8].upper()}")
+    db = settings.warehouse_database
+    columns = ", ".join(
+        f"C{n} {kind}" for n, kind in enumerate(["VARCHAR", "VARCHAR", "BOOLEAN"] + ["FLOAT"] * 9)
+    )
+    query(
+        settings,
+        f"CREATE TABLE {db}.PUBLIC.T ({columns}, LOADED_AT TIMESTAMP_NTZ DEFAULT CURRENT_TIMESTAMP())",
+    )
+
+    # WHEN it is copied into the table's first twelve columns
+    column_list = ", ".join(f"C{n}" for n in range(12))
+    query(
+        settings,
+        f"COPY INTO {db}.PUBLIC.T ({column_list}) FROM 's3://{bucket}/data/numbers.csv' "
+        "FILE_FORMAT = (TYPE = CSV SKIP_HEADER = 1 FIELD_OPTIONALLY_ENCLOSED_BY = '\"')",
+    )
+
+    # THEN the text keeps its leading zeros, empty fields are NULL, and the rest is typed by the table
+    _, rows = query(settings, f"SELECT C0, C1, C2, C3, C11, LOADED_AT IS NOT NULL FROM {db}.PUBLIC.T")
+    assert rows == [("0042", "007", True, None, 9.0, True)]
+
+
+def test_snowflake_only_ddl_runs_as_a_no_op(warehouse):
+    # GIVEN DDL for Snowflake features DuckDB lacks (streams, tasks, virtual warehouses)
+    settings = at(warehouse, "NOPS")
+    query(settings, "CREATE TABLE NOPS.PUBLIC.T (ID NUMBER(38,0))")
+    statements = [
+        "CREATE OR REPLACE STREAM NOPS.PUBLIC.T_CHANGES ON TABLE NOPS.PUBLIC.T",
+        "CREATE TASK IF NOT EXISTS NOPS.PUBLIC.MERGE_T WAREHOUSE = LOAD_WH AS SELECT 1",
+        "ALTER TASK NOPS.PUBLIC.MERGE_T RESUME",
+        "CREATE WAREHOUSE IF NOT EXISTS LOAD_WH WITH WAREHOUSE_SIZE = 'XSMALL'",
+        "USE WAREHOUSE LOAD_WH",
+    ]
+
+    # WHEN each runs, THEN each succeeds
+    for statement in statements:
+        _, rows = query(settings, statement)
+        assert rows, statement
+
+
+def test_a_lost_write_race_is_reported_not_hidden(warehouse):
+    # GIVEN two sessions updating the same row in overlapping transactions
+    settings = at(warehouse, f"RACE_{uuid.uuid4().hex[:8].upper()}")
+    db = settings.warehouse_database
+    query(settings, f"CREATE TABLE {db}.PUBLIC.T (ID NUMBER(38,0), N NUMBER(38,0))")
+    query(settings, f"INSERT INTO {db}.PUBLIC.T VALUES (1, 0)")
+    first = snowflake.connector.connect(**connection_parameters(settings))
+    second = snowflake.connector.connect(**connection_parameters(settings))
+    try:
+        a, b = first.cursor(), second.cursor()
+        a.execute("BEGIN")
+        b.execute("BEGIN")
+        a.execute(f"UPDATE {db}.PUBLIC.T SET N = 1 WHERE ID = 1")
+
+        # WHEN the second writes the same row, and commits after the first
+        # THEN the second is told its transaction failed (instead of a COMMIT that silently did nothing)
+        with pytest.raises(snowflake.connector.errors.ProgrammingError, match="40001"):
+            b.execute(f"UPDATE {db}.PUBLIC.T SET N = 2 WHERE ID = 1")
+            a.execute("COMMIT")
+            b.execute("COMMIT")
+        b.execute("ROLLBACK")
+        a.execute("COMMIT")
+    finally:
+        first.close()
+        second.close()
+    assert query(settings, f"SELECT N FROM {db}.PUBLIC.T")[1] == [(1,)]
+
+
+def test_a_session_that_ends_mid_transaction_gives_its_rows_back(warehouse):
+    # GIVEN a session that updated a row in a transaction, then logged out without committing
+    settings = at(warehouse, f"ENDS_{uuid.uuid4().hex[:8].upper()}")
+    db = settings.warehouse_database
+    query(settings, f"CREATE TABLE {db}.PUBLIC.T (ID NUMBER(38,0), N NUMBER(38,0))")
+    query(settings, f"INSERT INTO {db}.PUBLIC.T VALUES (1, 0)")
+    sessions = httpx.get(f"http://127.0.0.1:{warehouse}/health").json()["sessions"]
+    gone = snowflake.connector.connect(**connection_parameters(settings))
+    cursor = gone.cursor()
+    cursor.execute("BEGIN")
+    cursor.execute(f"UPDATE {db}.PUBLIC.T SET N = 1 WHERE ID = 1")
+    gone.close()
+
+    # WHEN another session updates the same row
+    query(settings, f"UPDATE {db}.PUBLIC.T SET N = 2 WHERE ID = 1")
+
+    # THEN it is not blocked by the ended session's transaction, which was rolled back, and no session
+    # outlives its client
+    assert query(settings, f"SELECT N FROM {db}.PUBLIC.T")[1] == [(2,)]
+    assert httpx.get(f"http://127.0.0.1:{warehouse}/health").json()["sessions"] == sessions
+
+
+def test_the_module_can_run_in_process(moto_endpoint, tmp_path: Path):
+    # GIVEN the warehouse started in a thread of this process (handy for experiments)
+    from moviepipe.warehouse import running
+
+    # WHEN a connection queries it
+    # THEN it answers like the process does
+    with running(tmp_path / "wh", moto_endpoint) as port:
+        assert query(at(port, "INPROC"), "SELECT 41 + 1")[1] == [(42,)]

@@ -1,0 +1,99 @@
+"""The Glue job script's pure parts: its arguments (Glue's parser or argparse) and the header check."""
+
+from __future__ import annotations
+
+import sys
+import types
+
+import pytest
+
+from services.transformer.exceptions import InvalidHeader
+from services.transformer.glue_job import TransformCounts, header_columns, parse_args
+from shared.schema import field_names
+
+ARGV = [
+    "glue_job.py",
+    "--input_path",
+    "s3://p-processed/imdb/e1/movies.csv",
+    "--output_path",
+    "s3://p-archive/imdb/e1/",
+    "--extract_id",
+    "e1",
+    "--source",
+    "imdb",
+    "--extracted_at",
+    "2026-01-01T00:00:00+00:00",
+    "--expected_rows",
+    "58788",
+]
+
+
+def test_arguments_parse_without_glue_installed():
+    # GIVEN the arguments as Glue passes them, with Glue's own extras
+    argv = [*ARGV, "--JOB_NAME", "moviepipe-transform", "--job-bookmark-option", "job-bookmark-disable"]
+    # WHEN
+    args = parse_args(argv)
+    # THEN
+    assert args.input_path == "s3://p-processed/imdb/e1/movies.csv"
+    assert args.output_path == "s3://p-archive/imdb/e1"
+    assert (args.extract_id, args.source, args.expected_rows) == ("e1", "imdb", 58788)
+
+
+def test_a_missing_argument_is_refused():
+    # GIVEN arguments without --extract_id
+    argv = [arg for arg in ARGV if arg not in ("--extract_id", "e1")]
+    # WHEN / THEN
+    with pytest.raises(SystemExit):
+        parse_args(argv)
+
+
+def test_glues_own_parser_is_used_when_present(monkeypatch):
+    # GIVEN an awsglue package (as in a Glue run) whose parser records what it was asked for
+    asked = {}
+
+    def get_resolved_options(argv, names):
+        asked["names"] = names
+        return {name: argv[argv.index(f"--{name}") + 1] for name in names}
+
+    awsglue = types.ModuleType("awsglue")
+    utils = types.ModuleType("awsglue.utils")
+    utils.getResolvedOptions = get_resolved_options
+    monkeypatch.setitem(sys.modules, "awsglue", awsglue)
+    monkeypatch.setitem(sys.modules, "awsglue.utils", utils)
+    # WHEN
+    args = parse_args([*ARGV, "--JOB_NAME", "moviepipe-transform"])
+    # THEN
+    assert "JOB_NAME" in asked["names"] and "expected_rows" in asked["names"]
+    assert args.extract_id == "e1"
+
+
+def test_header_columns_follow_the_file_and_ignore_case_spaces_and_bom():
+    # GIVEN R's export: an unnamed index column, capitalised genres, a byte-order mark
+    line = '\ufeff"",' + ",".join(name.capitalize() for name in field_names()) + " "
+    # WHEN
+    columns = header_columns(line)
+    # THEN
+    assert columns == ["_extra_0", *field_names()]
+
+
+@pytest.mark.parametrize(
+    ("line", "complaint"),
+    [
+        (None, "no header"),
+        ("", "no header"),
+        (",".join(name for name in field_names() if name not in ("year", "mpaa")), "year, mpaa"),
+        (",".join([*field_names(), "title"]), "repeats column(s) title"),
+    ],
+    ids=["no-file", "empty", "missing-columns", "repeated-column"],
+)
+def test_a_header_that_cannot_be_read_names_what_is_wrong(line, complaint):
+    with pytest.raises(InvalidHeader, match=complaint.replace("(", r"\(").replace(")", r"\)")) as raised:
+        header_columns(line)
+    assert raised.value.code == "INVALID_HEADER"
+
+
+def test_counts_are_conserved_only_when_every_row_is_accounted_for():
+    assert TransformCounts(extracted=10, clean=7, rejected=2, duplicates=1).conserved
+    assert not TransformCounts(extracted=10, clean=7, rejected=2, duplicates=0).conserved
+    counts = {"extracted": 3, "clean": 1, "rejected": 1, "duplicates": 1}
+    assert TransformCounts.from_dict(counts).as_dict() == counts

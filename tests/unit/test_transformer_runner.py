@@ -1,0 +1,170 @@
+"""Choosing and driving a runner: Glue arguments, polling and failures, settings, processed locations."""
+
+from __future__ import annotations
+
+import io
+
+import boto3
+import pytest
+from botocore.response import StreamingBody
+from botocore.stub import Stubber
+
+from services.transformer import runner as runner_module
+from services.transformer.exceptions import GlueJobFailed, ManifestUnreadable, RowCountMismatch
+from services.transformer.processed import ProcessedExtract, movies_resource
+from services.transformer.runner import (
+    GlueRunner,
+    LocalSparkRunner,
+    TransformJob,
+    glue_arguments,
+    glue_run_error,
+    make_runner,
+)
+from services.transformer.settings import TransformerSettings, transformer_settings
+from shared.manifest import Resource, new_manifest
+from shared.settings import Settings
+
+JOB = TransformJob(
+    extract_id="e1",
+    source="imdb",
+    extracted_at="2026-01-01T00:00:00+00:00",
+    extracted=58788,
+    input_bucket="p-processed",
+    input_key="imdb/e1/movies.csv",
+    input_hash="sha256:00",
+    input_bytes=10,
+    archive_bucket="p-archive",
+)
+
+
+def test_glue_gets_the_job_scripts_arguments():
+    assert glue_arguments(JOB) == {
+        "--input_path": "s3://p-processed/imdb/e1/movies.csv",
+        "--output_path": "s3://p-archive/imdb/e1",
+        "--extract_id": "e1",
+        "--source": "imdb",
+        "--extracted_at": "2026-01-01T00:00:00+00:00",
+        "--expected_rows": "58788",
+    }
+
+
+def test_a_failed_run_that_reported_bad_input_becomes_that_error_again():
+    # GIVEN the message Glue records when the job raised RowCountMismatch
+    message = "RowCountMismatch: ROW_COUNT_MISMATCH: movies.csv holds 2 rows as the transform reads it"
+    # WHEN
+    error = glue_run_error("job", "jr_1", "FAILED", message)
+    # THEN it is quarantined like a local run's, not retried
+    assert isinstance(error, RowCountMismatch)
+    assert error.message == "movies.csv holds 2 rows as the transform reads it"
+
+
+def test_any_other_failed_run_is_a_glue_failure_naming_the_run():
+    error = glue_run_error("job", "jr_1", "TIMEOUT", "")
+    assert isinstance(error, GlueJobFailed) and "jr_1 ended TIMEOUT" in str(error)
+
+
+class StubbedClients:
+    """Stand-in for ``shared.aws.client``: stubbed boto3 clients by service name."""
+
+    def __init__(self):
+        self.clients = {name: boto3.client(name, region_name="us-east-1") for name in ("glue", "s3")}
+        self.stubs = {name: Stubber(client) for name, client in self.clients.items()}
+
+    def __call__(self, service, settings):
+        return self.clients[service]
+
+
+@pytest.fixture
+def stubbed(monkeypatch):
+    clients = StubbedClients()
+    monkeypatch.setattr(runner_module, "client", clients)
+    for stub in clients.stubs.values():
+        stub.activate()
+    yield clients.stubs
+    for stub in clients.stubs.values():
+        stub.assert_no_pending_responses()
+
+
+def job_run(state: str, message: str = "") -> dict:
+    run = {"Id": "jr_1", "JobRunState": state}
+    return {"JobRun": {**run, "ErrorMessage": message} if message else run}
+
+
+def test_the_glue_runner_polls_until_the_run_succeeds_then_reads_the_archive_manifest(stubbed):
+    # GIVEN a run that starts, runs, succeeds, and the manifest it left
+    settings = TransformerSettings(prefix="p", transform_runner="glue", glue_poll_seconds=7)
+    run_key = {"JobName": "p-transform", "RunId": "jr_1", "PredecessorsIncluded": False}
+    stubbed["glue"].add_response(
+        "start_job_run", {"JobRunId": "jr_1"}, {"JobName": "p-transform", "Arguments": glue_arguments(JOB)}
+    )
+    for state in ("STARTING", "RUNNING", "SUCCEEDED"):
+        stubbed["glue"].add_response("get_job_run", job_run(state), run_key)
+    counts = {"extracted": 58788, "clean": 58785, "rejected": 0, "duplicates": 3}
+    body = new_manifest(extract_id="e1", source="imdb", stage="transform", row_counts=counts, resources=[])
+    data = body.to_json().encode()
+    stubbed["s3"].add_response(
+        "get_object",
+        {"Body": StreamingBody(io.BytesIO(data), len(data))},
+        {"Bucket": "p-archive", "Key": "imdb/e1/manifest.json"},
+    )
+    slept = []
+    # WHEN
+    result = GlueRunner(settings, sleep=slept.append).run(JOB)
+    # THEN
+    assert result.counts.as_dict() == counts
+    assert result.manifest_uri == "s3://p-archive/imdb/e1/manifest.json"
+    assert slept == [7, 7]
+
+
+def test_the_glue_runner_raises_when_the_run_fails(stubbed):
+    # GIVEN
+    settings = TransformerSettings(prefix="p", transform_runner="glue")
+    stubbed["glue"].add_response("start_job_run", {"JobRunId": "jr_1"})
+    stubbed["glue"].add_response("get_job_run", job_run("FAILED", "OutOfMemoryError: Java heap space"))
+    # WHEN / THEN
+    with pytest.raises(GlueJobFailed, match="Java heap space"):
+        GlueRunner(settings, sleep=lambda _: None).run(JOB)
+
+
+def test_the_runner_is_chosen_by_setting(monkeypatch):
+    monkeypatch.setenv("MOVIEPIPE_TRANSFORM_RUNNER", "glue")
+    assert isinstance(make_runner(transformer_settings()), GlueRunner)
+    monkeypatch.delenv("MOVIEPIPE_TRANSFORM_RUNNER")
+    assert isinstance(make_runner(transformer_settings()), LocalSparkRunner)
+
+
+def test_shared_settings_become_transformer_settings_keeping_their_values(monkeypatch):
+    # GIVEN shared settings for a test's resources, and the runner chosen in the environment
+    monkeypatch.setenv("MOVIEPIPE_TRANSFORM_RUNNER", "glue")
+    shared = Settings(prefix="tabc", aws_endpoint_url="http://127.0.0.1:1")
+    # WHEN
+    own = transformer_settings(shared)
+    # THEN
+    assert (own.prefix, own.aws_endpoint_url, own.transform_runner) == ("tabc", "http://127.0.0.1:1", "glue")
+    assert own.glue_job == "tabc-transform"
+
+
+@pytest.mark.parametrize(
+    ("key", "expected"),
+    [
+        ("imdb/e1/manifest.json", ProcessedExtract("b", "imdb", "e1")),
+        ("imdb/e1/movies.csv", None),
+        ("manifest.json", None),
+        ("a/b/c/manifest.json", None),
+    ],
+)
+def test_only_an_extracts_manifest_key_names_a_processed_extract(key, expected):
+    assert ProcessedExtract.from_manifest_key("b", key) == expected
+
+
+def test_the_manifest_must_vouch_for_a_csv_file():
+    # GIVEN a manifest listing only the Parquet file
+    parquet = Resource(
+        name="movies-parquet", path="movies.parquet", format="parquet", bytes=1, hash="", rows=1, schema={}
+    )
+    manifest = new_manifest(
+        extract_id="e1", source="imdb", stage="unzip", row_counts={"extracted": 1}, resources=[parquet]
+    )
+    # WHEN / THEN
+    with pytest.raises(ManifestUnreadable, match="no CSV resource"):
+        movies_resource(manifest)
