@@ -165,14 +165,15 @@ def query(sql: Annotated[str, typer.Argument(help='SQL, e.g. "SELECT COUNT(*) FR
     _print_rows(columns, rows)
 
 
-def _print_rows(columns: list[str], rows: list[tuple], title: str | None = None) -> None:
+def _print_rows(columns: list[str], rows: list[tuple], title: str | None = None, count: bool = True) -> None:
     table = Table(title=title)
     for column in columns:
         table.add_column(column)
     for row in rows:
         table.add_row(*("" if value is None else str(value) for value in row))
     console.print(table)
-    console.print(f"[dim]{len(rows)} row(s)[/dim]")
+    if count:
+        console.print(f"[dim]{len(rows)} row(s)[/dim]")
 
 
 # -- demo and bench ---------------------------------------------------------------------------------

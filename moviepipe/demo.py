@@ -68,19 +68,24 @@ def run_demo(
         console.print(f"the bundle is kept in s3://{settings.bucket('quarantine')}/ with a reason.json")
         return 1
 
+    console.print()
     console.rule(f"loaded in {elapsed:.1f}s")
+    columns, rows = query(settings, RECONCILIATION_SQL.format(extract_id=extract_id))
     show(
-        *query(settings, RECONCILIATION_SQL.format(extract_id=extract_id)),
-        title="reconciliation (MOVIES.AUDIT)",
+        ["column", "value"],
+        list(zip(columns, rows[0], strict=True)),
+        title="MOVIES.AUDIT.RECONCILIATION",
+        count=False,
     )
     show(
         *query(settings, SAMPLE_SQL.format(extract_id=extract_id)),
         title="most voted movies (MOVIES.RAW.MOVIES)",
     )
-    show(
-        *query(settings, REJECTS_SQL.format(extract_id=extract_id)),
-        title="rejects by reason (MOVIES.AUDIT.REJECTS)",
-    )
+    columns, rows = query(settings, REJECTS_SQL.format(extract_id=extract_id))
+    if rows:
+        show(columns, rows, title="rejects by reason (MOVIES.AUDIT.REJECTS)")
+    else:
+        console.print("no rows were rejected (MOVIES.AUDIT.REJECTS holds none for this extract)")
 
     console.rule("where to look")
     landing = record["stages"].get("extractor", {}).get("landing", f"s3://{settings.bucket('landing')}/")
@@ -94,4 +99,5 @@ def run_demo(
     console.print(f"metrics:     {settings.service_url('loader')}/metrics (one per service, ports {ports})")
     console.print(f"logs:        {stack.log_dir(settings)}/")
     console.print("stop:        moviepipe down")
+    console.print("[dim](the commands are in .venv/bin/ unless the virtualenv is active)[/dim]")
     return 0

@@ -221,16 +221,23 @@ class Stack:
             time.sleep(0.5)
 
     def stop(self) -> None:
-        """Stop services first, then the warehouse and moto; SIGKILL what will not stop in time."""
-        running = [c for c in reversed(self.components) if c.process and c.process.poll() is None]
-        for component in running:
-            self.on_step(f"stopping {component.name}")
-            component.process.terminate()
-            try:
-                component.process.wait(timeout=STOP_TIMEOUT_SECONDS)
-            except subprocess.TimeoutExpired:
-                component.process.kill()
-                component.process.wait()
+        """Stop the services together, then the warehouse, then moto; SIGKILL what will not stop in time."""
+        services = [c for c in self.components if c.name in SERVICES]
+        infrastructure = [c for c in reversed(self.components) if c.name not in SERVICES]
+        for group in (services, *([c] for c in infrastructure)):
+            running = [c for c in group if c.process and c.process.poll() is None]
+            if not running:
+                continue
+            self.on_step(f"stopping {', '.join(c.name for c in running)}")
+            for component in running:
+                component.process.terminate()
+            deadline = time.monotonic() + STOP_TIMEOUT_SECONDS
+            for component in running:
+                try:
+                    component.process.wait(timeout=max(0.1, deadline - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    component.process.kill()
+                    component.process.wait()
 
 
 def run_foreground(settings: Settings, on_step: Callable[[str], None]) -> int:
@@ -240,7 +247,9 @@ def run_foreground(settings: Settings, on_step: Callable[[str], None]) -> int:
     def _terminate(_signum: int, _frame: object) -> None:
         raise KeyboardInterrupt
 
+    # Also SIGINT: a shell that starts us in the background leaves SIGINT ignored.
     signal.signal(signal.SIGTERM, _terminate)
+    signal.signal(signal.SIGINT, _terminate)
     settings.home.mkdir(parents=True, exist_ok=True)
     try:
         stack.start()
