@@ -20,7 +20,7 @@ class BadBundle(LoadError):
         return type(self).__name__
 
     def as_error(self) -> dict[str, str]:
-        """The error as the progress record, alerts and reason.json carry it."""
+        """The error as the progress record and alerts carry it; ``reason.json`` names the code ``reason``."""
         return {"code": self.code, "message": str(self)}
 
 

@@ -19,7 +19,7 @@ from services.loader.bundle import ArchiveBundle, locate, read_bundle
 from services.loader.exceptions import BadBundle, UnexpectedKey
 from services.loader.load import LOAD_SKIPPED, LoadResult, load_bundle
 from services.loader.metrics import METRICS, LoaderMetrics
-from services.loader.quarantine import already_quarantined, copy_bundle, quarantine_uri, reason, write_reason
+from services.loader.quarantine import already_quarantined, copy_bundle, quarantine_uri, refusal, write_reason
 from services.loader.reconcile import RECONCILED, Reconciliation, reconcile
 from services.loader.settings import LoaderSettings
 from shared.alerts import raise_alert
@@ -150,16 +150,13 @@ class Loader:
             extract_id, source = location.extract_id, location.source
         except UnexpectedKey:
             extract_id = source = None
-        why = reason(error, created, extract_id=extract_id, source=source)
+        why = refusal(error, created, extract_id=extract_id, source=source)
         where = quarantine_uri(self.settings, created)
         if already_quarantined(self.settings, created, why):
             log_event(logger, "already_quarantined", str(error), extract_id=extract_id, quarantine=where)
+            self._mark_quarantined(extract_id, error, where)  # in case a crash came before the mark
             return
         files = copy_bundle(self.settings, created)
-        if extract_id:
-            self.progress.record(
-                extract_id, STAGE, QUARANTINED, error={**error.as_error(), "quarantine": where}
-            )
         self.metrics.extracts.labels("quarantined").inc()
         log_event(
             logger,
@@ -178,8 +175,16 @@ class Loader:
             extract_id=extract_id,
             details={**error.as_error(), "quarantine": where},
         )
-        # Last: from here on a replay of the same event finds the refusal handled.
+        # After the alert: from here on a replay of the same event finds the refusal handled.
         write_reason(self.settings, created, why, files)
+        # Last: once the extract reads "quarantined", its reason.json is there to read.
+        self._mark_quarantined(extract_id, error, where)
+
+    def _mark_quarantined(self, extract_id: str | None, error: BadBundle, where: str) -> None:
+        if extract_id:
+            self.progress.record(
+                extract_id, STAGE, QUARANTINED, error={**error.as_error(), "quarantine": where}
+            )
 
 
 def make_handler(

@@ -6,20 +6,17 @@ the refusal was handled completely, and a replayed event for the same bundle and
 
 from __future__ import annotations
 
-import json
 import posixpath
 from typing import Any
 
-from botocore.exceptions import ClientError
-
 from services.loader.exceptions import BadBundle
+from shared import quarantine
 from shared.aws import client
 from shared.events import ObjectCreated
-from shared.progress import now
 from shared.settings import Settings
 
 QUARANTINE_FOLDER = "load"
-REASON_NAME = "reason.json"
+STAGE = "loader"
 
 
 def quarantine_prefix(created: ObjectCreated) -> str:
@@ -32,28 +29,22 @@ def quarantine_uri(settings: Settings, created: ObjectCreated, name: str = "") -
     return f"s3://{settings.bucket('quarantine')}/{quarantine_prefix(created)}{name}"
 
 
-def reason(error: BadBundle, created: ObjectCreated, *, extract_id: str | None, source: str | None) -> dict:
-    """What reason.json says: which stage refused which bundle, and why."""
+def refusal(error: BadBundle, created: ObjectCreated, *, extract_id: str | None, source: str | None) -> dict:
+    """What reason.json says about the refusal: which stage refused which bundle, and why."""
     return {
-        "stage": "loader",
+        "stage": STAGE,
         "extract_id": extract_id,
         "source": source,
-        "manifest": created.uri,
-        **error.as_error(),
+        "reason": error.code,
+        "message": str(error),
+        "origin": created.uri,
     }
 
 
 def already_quarantined(settings: Settings, created: ObjectCreated, why: dict[str, Any]) -> bool:
     """Whether an earlier delivery quarantined this bundle for the same reason."""
-    key = f"{quarantine_prefix(created)}{REASON_NAME}"
-    try:
-        body = client("s3", settings).get_object(Bucket=settings.bucket("quarantine"), Key=key)["Body"]
-    except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
-            return False
-        raise
-    kept = json.loads(body.read())
-    return all(kept.get(name) == value for name, value in why.items())
+    kept = quarantine.read_reason(client("s3", settings), settings, quarantine_prefix(created))
+    return kept is not None and all(kept.get(name) == value for name, value in why.items())
 
 
 def copy_bundle(settings: Settings, created: ObjectCreated) -> list[str]:
@@ -61,28 +52,13 @@ def copy_bundle(settings: Settings, created: ObjectCreated) -> list[str]:
     s3 = client("s3", settings)
     folder = posixpath.dirname(created.key)
     prefix = quarantine_prefix(created)
-    keys = [created.key]
-    if folder:
-        keys = []
-        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=created.bucket, Prefix=f"{folder}/"):
-            keys.extend(item["Key"] for item in page.get("Contents", []))
-    copied = []
-    for key in keys:
-        relative = posixpath.relpath(key, folder) if folder else key
-        s3.copy_object(
-            CopySource={"Bucket": created.bucket, "Key": key},
-            Bucket=settings.bucket("quarantine"),
-            Key=f"{prefix}{relative}",
-        )
-        copied.append(relative)
-    return copied
+    if not folder:
+        return quarantine.copy_into_quarantine(s3, settings, created.bucket, "", prefix, keys=[created.key])
+    return quarantine.copy_into_quarantine(s3, settings, created.bucket, f"{folder}/", prefix)
 
 
 def write_reason(settings: Settings, created: ObjectCreated, why: dict[str, Any], files: list[str]) -> str:
     """Write reason.json beside the quarantined files; its URI."""
-    key = f"{quarantine_prefix(created)}{REASON_NAME}"
-    body = json.dumps({**why, "files": files, "quarantined_at": now()}, indent=2)
-    client("s3", settings).put_object(
-        Bucket=settings.bucket("quarantine"), Key=key, Body=body.encode(), ContentType="application/json"
+    return quarantine.write_reason(
+        client("s3", settings), settings, quarantine_prefix(created), files=files, **why
     )
-    return f"s3://{settings.bucket('quarantine')}/{key}"

@@ -21,7 +21,7 @@ class TransformError(Exception):
         return f"{self.code}: {self.message}"
 
     def as_error(self) -> dict[str, str]:
-        """The error as the progress record, ``reason.json`` and alerts carry it."""
+        """The error as the progress record and alerts carry it; ``reason.json`` names the code ``reason``."""
         return {"code": self.code, "message": self.message}
 
 

@@ -18,7 +18,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from services.transformer.exceptions import BadInput, StorageUnavailable
 from services.transformer.processed import ProcessedExtract, prepare_job, read_manifest
-from services.transformer.quarantine import quarantine, reason_key
+from services.transformer.quarantine import explain, keep_files, quarantine_prefix, quarantine_uri
 from services.transformer.runner import TransformResult, TransformRunner, make_runner
 from services.transformer.settings import TransformerSettings, transformer_settings
 from shared.alerts import raise_alert
@@ -29,6 +29,7 @@ from shared.logs import log_event
 from shared.manifest import MANIFEST_NAME, Manifest
 from shared.metrics import StageMetrics
 from shared.progress import QUARANTINED, RUNNING, SUCCEEDED, ExtractProgress
+from shared.quarantine import read_reason
 from shared.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -130,9 +131,17 @@ class ExtractTransformer:
         return True
 
     def _already_quarantined(self, extract: ProcessedExtract) -> bool:
-        if not self._exists(self.settings.bucket("quarantine"), reason_key(extract)):
+        try:
+            reason = read_reason(client("s3", self.settings), self.settings, quarantine_prefix(extract))
+        except (ClientError, BotoCoreError) as exc:
+            raise StorageUnavailable(f"could not read the quarantine of {extract.uri}: {exc}") from exc
+        if reason is None:
             return False
         log_event(logger, "already_quarantined", "already quarantined", extract_id=extract.extract_id)
+        # Marked again, in case a crash came between reason.json and the mark.
+        error = {"code": reason.get("reason"), "message": reason.get("message")}
+        where = quarantine_uri(self.settings, extract)
+        self.progress.record(extract.extract_id, STAGE, QUARANTINED, error=error, quarantine=where)
         return True
 
     def _exists(self, bucket: str, key: str) -> bool:
@@ -142,8 +151,10 @@ class ExtractTransformer:
             raise StorageUnavailable(f"could not look for s3://{bucket}/{key}: {exc}") from exc
 
     def _quarantine(self, s3: Any, extract: ProcessedExtract, error: BadInput) -> None:
-        where = quarantine(s3, extract, error, self.settings.bucket("quarantine"))
-        self.progress.record(extract.extract_id, STAGE, QUARANTINED, error=error.as_error(), quarantine=where)
+        # Files, alert, reason.json, mark: a crash before reason.json repeats the alert on the retry
+        # rather than losing it, and once the extract reads "quarantined" its reason.json is there.
+        files = keep_files(s3, self.settings, extract)
+        where = quarantine_uri(self.settings, extract)
         self.metrics.extracts.labels("quarantined").inc()
         log_event(
             logger,
@@ -161,6 +172,8 @@ class ExtractTransformer:
             extract_id=extract.extract_id,
             details={**error.as_error(), "quarantine": where},
         )
+        explain(s3, self.settings, extract, error, files)
+        self.progress.record(extract.extract_id, STAGE, QUARANTINED, error=error.as_error(), quarantine=where)
 
 
 def make_handler(

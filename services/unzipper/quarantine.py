@@ -8,49 +8,28 @@ rather than losing it).
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import Any
-
-from botocore.exceptions import ClientError
 
 from services.unzipper import STAGE
 from services.unzipper.exceptions import BadBundle
 from services.unzipper.locations import LandedBundle
 from shared.alerts import raise_alert
 from shared.logs import log_event
-from shared.progress import QUARANTINED, ExtractProgress, now
+from shared.progress import QUARANTINED, ExtractProgress
+from shared.quarantine import read_reason, write_reason
 from shared.settings import Settings
 
 logger = logging.getLogger(__name__)
 
-REASON_NAME = "reason.json"
 
-
-def reason_key(bundle: LandedBundle) -> str:
-    return bundle.quarantine_prefix() + REASON_NAME
-
-
-def quarantined_reason(s3: Any, settings: Settings, bundle: LandedBundle) -> dict[str, Any] | None:
-    """The reason.json of this landing key's quarantine, if it has one."""
-    try:
-        body = s3.get_object(Bucket=settings.bucket("quarantine"), Key=reason_key(bundle))["Body"].read()
-    except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
-            return None
-        raise
-    try:
-        found = json.loads(body)
-    except ValueError:
-        return None
-    return found if isinstance(found, dict) else None
-
-
-def already_quarantined(s3: Any, settings: Settings, bundle: LandedBundle, bundle_hash: str) -> bool:
-    """Whether exactly this bundle (same hash) has been quarantined already."""
-    reason = quarantined_reason(s3, settings, bundle)
-    return reason is not None and reason.get("bundle_hash") == bundle_hash
+def already_quarantined(
+    s3: Any, settings: Settings, bundle: LandedBundle, bundle_hash: str
+) -> dict[str, Any] | None:
+    """The reason.json of exactly this bundle (same hash), if it has been quarantined already."""
+    reason = read_reason(s3, settings, bundle.quarantine_prefix())
+    return reason if reason is not None and reason.get("bundle_hash") == bundle_hash else None
 
 
 def quarantine(
@@ -63,25 +42,16 @@ def quarantine(
     bundle_hash: str,
     error: BadBundle,
 ) -> str:
-    """Keep the bad bundle with its reason, mark its extract quarantined, alert; returns where it is kept."""
+    """Keep the bad bundle, alert, write its reason.json, mark its extract quarantined; where it is kept.
+
+    In that order: a crash before reason.json repeats the alert on the retry rather than losing it.
+    """
     bucket = settings.bucket("quarantine")
-    kept_key = bundle.quarantine_prefix() + bundle.file_name
+    prefix = bundle.quarantine_prefix()
+    kept_key = prefix + bundle.file_name
     kept = f"s3://{bucket}/{kept_key}"
+    # The bytes that were hashed, not a copy of the landing key, which may have been replaced since.
     s3.upload_file(str(zip_path), bucket, kept_key, ExtraArgs={"ContentType": "application/zip"})
-    reason = {
-        "stage": STAGE,
-        "extract_id": bundle.extract_id,
-        "source": bundle.source,
-        "reason": str(error.reason),
-        "message": error.message,
-        "file": error.file,
-        "bundle": bundle.uri,
-        "bundle_hash": bundle_hash,
-        "quarantined": kept,
-        "at": now(),
-    }
-    if bundle.extract_id:
-        progress.record(bundle.extract_id, STAGE, QUARANTINED, error=error.as_error(), quarantine=kept)
     log_event(
         logger,
         "bundle_quarantined",
@@ -100,10 +70,31 @@ def quarantine(
         extract_id=bundle.extract_id,
         details={"reason": str(error.reason), "bundle": bundle.uri, "quarantine": kept},
     )
-    s3.put_object(
-        Bucket=bucket,
-        Key=reason_key(bundle),
-        Body=json.dumps(reason, indent=2).encode("utf-8"),
-        ContentType="application/json",
+    write_reason(
+        s3,
+        settings,
+        prefix,
+        stage=STAGE,
+        extract_id=bundle.extract_id,
+        source=bundle.source,
+        reason=str(error.reason),
+        message=error.message,
+        origin=bundle.uri,
+        files=[bundle.file_name],
+        file=error.file,
+        bundle_hash=bundle_hash,
     )
+    # Last: once the extract reads "quarantined", its reason.json is there to read.
+    if bundle.extract_id:
+        progress.record(bundle.extract_id, STAGE, QUARANTINED, error=error.as_error(), quarantine=kept)
     return kept
+
+
+def record_quarantined(
+    settings: Settings, progress: ExtractProgress, bundle: LandedBundle, reason: dict[str, Any]
+) -> None:
+    """Mark the extract quarantined again from its reason.json (a replay after a crash before the mark)."""
+    if bundle.extract_id:
+        kept = f"s3://{settings.bucket('quarantine')}/{bundle.quarantine_prefix()}{bundle.file_name}"
+        error = {"code": reason.get("reason"), "message": reason.get("message")}
+        progress.record(bundle.extract_id, STAGE, QUARANTINED, error=error, quarantine=kept)

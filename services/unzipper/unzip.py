@@ -22,7 +22,7 @@ from services.unzipper.exceptions import BadBundle, Reason, UnrecognisedKey
 from services.unzipper.locations import BUNDLE_SUFFIX, LandedBundle
 from services.unzipper.metrics import METRICS
 from services.unzipper.processed import already_unzipped, publish
-from services.unzipper.quarantine import already_quarantined, quarantine
+from services.unzipper.quarantine import already_quarantined, quarantine, record_quarantined
 from services.unzipper.settings import unzipper_settings
 from services.unzipper.validate import ValidBundle, validate_bundle
 from shared.aws import client
@@ -91,7 +91,10 @@ class Unzipper:
         """Whether this very bundle was published or quarantined before (a duplicate or replayed event)."""
         if bundle.recognised and already_unzipped(self.s3, self.settings, bundle, bundle_hash):
             return True
-        return already_quarantined(self.s3, self.settings, bundle, bundle_hash)
+        reason = already_quarantined(self.s3, self.settings, bundle, bundle_hash)
+        if reason is not None:
+            record_quarantined(self.settings, self.progress, bundle, reason)
+        return reason is not None
 
     def _unzip(
         self, bundle: LandedBundle, zip_path: Path, work: Path, *, bundle_hash: str, size: int

@@ -26,6 +26,7 @@ from shared.events import ObjectCreated, s3_notification
 from shared.keys import movie_key
 from shared.manifest import MANIFEST_NAME, describe_file, new_manifest
 from shared.progress import ExtractProgress
+from shared.quarantine import REASON_KEYS
 from shared.schema import CLEAN_MOVIE_FIELDS, REJECT_FIELDS, arrow_schema
 from shared.settings import Settings
 from shared.warehouse import connect, connection_parameters, query
@@ -357,8 +358,15 @@ def test_a_file_that_does_not_match_its_manifest_is_quarantined_and_nothing_load
     reason = json.loads(
         s3.get_object(Bucket=settings.bucket("quarantine"), Key=f"{prefix}reason.json")["Body"].read()
     )
-    assert reason["code"] == "FileMismatch" and reason["extract_id"] == bundle.extract_id
+    assert reason["reason"] == "FileMismatch" and reason["extract_id"] == bundle.extract_id
     assert "movies/part-00000.csv" in reason["message"] and "hash" in reason["message"]
+    assert (reason["stage"], reason["source"], reason["origin"]) == (
+        "loader",
+        SOURCE,
+        f"s3://{settings.bucket('archive')}/{bundle.manifest_key}",
+    )
+    assert sorted(reason["files"]) == ["manifest.json", "movies/part-00000.csv", "rejects/part-00000.csv"]
+    assert list(reason)[: len(REASON_KEYS)] == list(REASON_KEYS)
 
     # AND the extract shows as quarantined, with one alert for both deliveries
     progress = loader_progress(settings, bundle.extract_id)

@@ -19,6 +19,7 @@ from shared.aws import client
 from shared.events import s3_notification
 from shared.manifest import Manifest, describe_file, new_manifest
 from shared.progress import ExtractProgress
+from shared.quarantine import REASON_KEYS
 from shared.schema import MOVIE_FIELDS, field_names
 
 pytestmark = pytest.mark.integration
@@ -213,6 +214,8 @@ def test_a_manifest_vouching_for_a_missing_file_is_quarantined_and_alerted_once(
         SOURCE,
         ["manifest.json"],
     )
+    assert reason["origin"] == f"s3://{provisioned.bucket('processed')}/{SOURCE}/{extract_id}/"
+    assert list(reason)[: len(REASON_KEYS)] == list(REASON_KEYS)
     assert read_text(provisioned, "quarantine", f"{prefix}/manifest.json")
     record = stage_record(provisioned, extract_id)
     assert record["status"] == "quarantined" and record["error"]["code"] == "INPUT_MISSING"

@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 from services.unzipper.handler import make_handler
 from shared.aws import client
 from shared.progress import ExtractProgress
+from shared.quarantine import REASON_KEYS
 from shared.settings import Settings
 from tests.factories import (
     CSV_NAME,
@@ -168,7 +169,10 @@ def test_a_bad_bundle_is_quarantined_with_its_reason_and_one_alert(
     why = read_json(provisioned, "quarantine", folder + "reason.json")
     assert why["stage"] == "unzipper" and why["reason"] == reason and says in why["message"]
     assert why["extract_id"] == extract_id and why["source"] == "imdb"
-    assert why["bundle"] == f"s3://{provisioned.bucket('landing')}/{key}" and why["at"]
+    assert why["origin"] == f"s3://{provisioned.bucket('landing')}/{key}" and why["quarantined_at"]
+    assert why["files"] == [f"{extract_id}.zip"]
+    assert why["bundle_hash"] == "sha256:" + hashlib.sha256(data).hexdigest()
+    assert list(why)[: len(REASON_KEYS)] == list(REASON_KEYS)
     # ... exactly one alert says what happened
     [alert] = alerts(provisioned)
     assert alert["stage"] == "unzipper" and alert["extract_id"] == extract_id
@@ -225,6 +229,23 @@ def test_a_replayed_bad_bundle_is_alerted_once(provisioned, unzip):
     # THEN there was still one alert, and the quarantine is as it was
     assert len(alerts(provisioned)) == 1
     assert object_state(provisioned, "quarantine", "") == reason
+
+
+def test_a_quarantined_extract_reads_quarantined_only_once_its_reason_is_kept(provisioned, unzip, progress):
+    # GIVEN a bad bundle whose first delivery crashed after reason.json, before the extract was marked
+    extract_id = new_extract_id()
+    key = land(provisioned, corrupt(extract_id), extract_id=extract_id)
+    event = landed_event(provisioned.bucket("landing"), key)
+    unzip(event, None)
+    progress.record(extract_id, "unzipper", "running")
+    # WHEN the event is delivered again
+    unzip(event, None)
+    # THEN the extract reads quarantined, with the reason that reason.json keeps, and no second alert
+    stage = progress.get(extract_id)["stages"]["unzipper"]
+    assert stage["status"] == "quarantined"
+    assert stage["error"]["code"] == "CORRUPT_ZIP"
+    assert any(k.endswith("reason.json") for k in keys(provisioned, "quarantine"))
+    assert len(alerts(provisioned)) == 1
 
 
 def test_only_the_record_that_failed_on_infrastructure_is_reported_for_retry(provisioned, unzip):
