@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from functools import lru_cache
 from typing import Any
@@ -57,3 +58,23 @@ def object_exists(settings: Settings, bucket: str, key: str) -> bool:
             return False
         raise
     return True
+
+
+def read_json_object(s3: Any, bucket: str, key: str) -> dict[str, Any] | None:
+    """The JSON object stored at ``bucket/key``; None when there is none, or it is not a JSON object.
+
+    Any S3 failure other than a missing key raises.
+    """
+    from botocore.exceptions import ClientError
+
+    try:
+        body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+            return None
+        raise
+    try:
+        found = json.loads(body)
+    except ValueError:
+        return None
+    return found if isinstance(found, dict) else None

@@ -20,8 +20,7 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-from botocore.exceptions import ClientError
-
+from shared.aws import read_json_object
 from shared.progress import now
 from shared.settings import Settings
 
@@ -37,8 +36,6 @@ REASON_KEYS = (
     "quarantined_at",
 )
 """The keys every ``reason.json`` has, in the order it has them."""
-
-_NOT_FOUND = ("404", "NoSuchKey", "NotFound")
 
 
 def _folder(prefix: str) -> str:
@@ -56,17 +53,7 @@ def read_reason(s3: Any, settings: Settings, prefix: str) -> dict[str, Any] | No
     One that is not a JSON object counts as none, so quarantining again replaces it. Any other S3 failure
     raises.
     """
-    try:
-        body = s3.get_object(Bucket=settings.bucket("quarantine"), Key=reason_key(prefix))["Body"].read()
-    except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") in _NOT_FOUND:
-            return None
-        raise
-    try:
-        found = json.loads(body)
-    except ValueError:
-        return None
-    return found if isinstance(found, dict) else None
+    return read_json_object(s3, settings.bucket("quarantine"), reason_key(prefix))
 
 
 def copy_into_quarantine(

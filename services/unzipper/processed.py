@@ -7,13 +7,11 @@ hash and when it was unzipped; the hash is how a replayed event recognises work 
 
 from __future__ import annotations
 
-import json
 from typing import Any
-
-from botocore.exceptions import ClientError
 
 from services.unzipper.locations import LandedBundle
 from services.unzipper.validate import ValidBundle
+from shared.aws import read_json_object
 from shared.manifest import MANIFEST_NAME, MEDIA_TYPES, Manifest
 from shared.progress import now
 from shared.settings import Settings
@@ -21,19 +19,7 @@ from shared.settings import Settings
 
 def published_manifest(s3: Any, settings: Settings, bundle: LandedBundle) -> dict[str, Any] | None:
     """The manifest already published for this extract, if any (as JSON)."""
-    try:
-        body = s3.get_object(
-            Bucket=settings.bucket("processed"), Key=bundle.processed_prefix() + MANIFEST_NAME
-        )["Body"].read()
-    except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
-            return None
-        raise
-    try:
-        found = json.loads(body)
-    except ValueError:
-        return None
-    return found if isinstance(found, dict) else None
+    return read_json_object(s3, settings.bucket("processed"), bundle.processed_prefix() + MANIFEST_NAME)
 
 
 def already_unzipped(s3: Any, settings: Settings, bundle: LandedBundle, bundle_hash: str) -> bool:
