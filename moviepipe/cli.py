@@ -111,7 +111,9 @@ def _seconds(start: str, end: str) -> float:
 
 def _follow(client: ExtractorClient, extract_id: str, timeout: float) -> dict[str, Any]:
     with Live(console=console, refresh_per_second=8, transient=False) as live:
-        return client.follow(extract_id, lambda record: live.update(_stage_table(record)), timeout=timeout)
+        record = client.follow(extract_id, lambda record: live.update(_stage_table(record)), timeout=timeout)
+    console.print()
+    return record
 
 
 @app.command()

@@ -68,7 +68,6 @@ def run_demo(
         console.print(f"the bundle is kept in s3://{settings.bucket('quarantine')}/ with a reason.json")
         return 1
 
-    console.print()
     console.rule(f"loaded in {elapsed:.1f}s")
     columns, rows = query(settings, RECONCILIATION_SQL.format(extract_id=extract_id))
     show(
