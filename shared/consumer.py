@@ -2,9 +2,9 @@
 
 Long-polls the stage's queue, hands each batch to the stage's Lambda-style handler in a worker thread,
 deletes only the messages that succeeded, and leaves failed ones to come back (and, after
-``maxReceiveCount`` receives, to go to the queue's DLQ through its redrive policy). While a batch runs,
-its messages' visibility is extended so a slow batch is not handed to a second worker; a killed worker
-stops extending, and the messages return.
+``maxReceiveCount`` receives, to go to the queue's DLQ through its redrive policy, with one alert).
+While a batch runs, its messages' visibility is extended so a slow batch is not handed to a second
+worker; a killed worker stops extending, and the messages return.
 """
 
 from __future__ import annotations
@@ -17,8 +17,10 @@ from typing import Any
 
 from aiobotocore.session import get_session
 
+from shared.alerts import raise_alert
 from shared.aws import LOCAL_CREDENTIALS
 from shared.batch import Handler
+from shared.events import objects_in_sqs_body
 from shared.logs import log_event
 from shared.metrics import StageMetrics
 from shared.settings import Settings
@@ -114,15 +116,35 @@ class QueueConsumer:
                 ],
             )
             for message in retry:
+                receive_count = int(message.get("Attributes", {}).get("ApproximateReceiveCount", 1))
                 log_event(
                     logger,
                     "message_failed",
                     level=logging.WARNING,
                     message_id=message["MessageId"],
-                    receive_count=message.get("Attributes", {}).get("ApproximateReceiveCount"),
+                    receive_count=receive_count,
                 )
+                if receive_count >= self.settings.max_receive_count:
+                    await asyncio.to_thread(self._alert_dead_lettered, message, receive_count)
         self.metrics.messages.labels("succeeded").inc(len(done))
         self.metrics.messages.labels("failed").inc(len(retry))
+
+    def _alert_dead_lettered(self, message: dict[str, Any], receive_count: int) -> None:
+        """The message failed its last allowed receive: the queue's redrive moves it to the DLQ next."""
+        raise_alert(
+            self.settings,
+            stage=self.stage,
+            event="message_dead_lettered",
+            message=(
+                f"a {self.stage} message failed {receive_count} times and goes to "
+                f"{self.settings.dead_letter_queue(self.stage)}"
+            ),
+            details={
+                "message_id": message["MessageId"],
+                "objects": _created_objects(message["Body"]),
+                "body": message["Body"][:4000],
+            },
+        )
 
     async def _keep_invisible(self, sqs: Any, queue_url: str, messages: list[dict[str, Any]]) -> None:
         while True:
@@ -153,3 +175,11 @@ class QueueConsumer:
             "eventSourceARN": getattr(self, "queue_arn", ""),
             "awsRegion": self.settings.region,
         }
+
+
+def _created_objects(body: str) -> list[str]:
+    """The S3 objects a message names, decoded, for a person reading the alert; none if it names none."""
+    try:
+        return [created.uri for created in objects_in_sqs_body(body)]
+    except (ValueError, KeyError, TypeError):
+        return []

@@ -123,8 +123,9 @@ def fail_extract(
     error: Exception,
     *,
     progress: ExtractProgress | None = None,
+    alert: bool = True,
 ) -> None:
-    """Record an extract as failed, with its error, and raise one alert."""
+    """Record an extract as failed, with its error, and raise one alert (unless another is raised)."""
     progress = progress or ExtractProgress(settings)
     if isinstance(error, ExtractError):
         details = error.as_error()
@@ -140,6 +141,8 @@ def fail_extract(
         extract_id=extract_id,
         source=source,
     )
+    if not alert:
+        return
     raise_alert(
         settings,
         stage=STAGE,

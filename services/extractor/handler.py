@@ -4,8 +4,8 @@ A request is a message ``{"extract_id", "source"}`` on the extractor's queue, so
 mid-extract loses nothing: the message comes back and the extract runs again. The handler follows
 Lambda's SQS contract (``batchItemFailures``): a request that can never succeed (unknown source,
 unreadable source, not a request at all) is recorded as failed, alerted once and not retried; anything
-else (S3 or DynamoDB unreachable) is retried and, on its last receive, recorded and alerted before it
-goes to the dead-letter queue.
+else (S3 or DynamoDB unreachable) is retried and, on its last receive, recorded as failed before it goes
+to the dead-letter queue (the queue consumer raises the alert).
 """
 
 from __future__ import annotations
@@ -98,7 +98,10 @@ def make_handler(
                 extra={"event": "extract_attempt_failed", "extract_id": request.extract_id},
             )
             if attempt >= settings.max_receive_count:
-                fail_extract(settings, request.extract_id, request.source, exc, progress=progress)
+                # The consumer raises the one alert as the message goes to the DLQ.
+                fail_extract(
+                    settings, request.extract_id, request.source, exc, progress=progress, alert=False
+                )
             raise
 
     def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:

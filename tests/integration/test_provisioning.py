@@ -105,10 +105,13 @@ def test_consumer_deletes_successes_and_dead_letters_repeated_failures(provision
 
     asyncio.run(run())
 
-    # THEN the good message was handled once and deleted; the poison one sits in the DLQ
+    # THEN the good message was handled once and deleted; the poison one sits in the DLQ, with one alert
     assert handled.count("imdb/good.zip") == 1
     assert handled.count("imdb/poison.zip") == provisioned.max_receive_count
-    assert receive_all(provisioned, provisioned.queue("unzipper"), wait=1) == []
-    assert created_keys(receive_all(provisioned, provisioned.dead_letter_queue("unzipper"))) == [
-        "imdb/poison.zip"
-    ]
+    # (receiving past the retry delay is what lets the redrive move the poison message to the DLQ)
+    assert receive_all(provisioned, provisioned.queue("unzipper"), wait=4) == []
+    dead = receive_all(provisioned, provisioned.dead_letter_queue("unzipper"))
+    assert created_keys(dead) == ["imdb/poison.zip"]
+    (alert,) = [json.loads(m["Body"]) for m in receive_all(provisioned, alerts_inbox(provisioned))]
+    assert alert["event"] == "message_dead_lettered" and alert["stage"] == "unzipper"
+    assert alert["details"]["objects"] == [f"s3://{provisioned.bucket('landing')}/imdb/poison.zip"]
