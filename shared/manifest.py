@@ -10,7 +10,7 @@ import hashlib
 import json
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -57,6 +57,8 @@ class Manifest(BaseModel):
     source: str
     extracted_at: str
     schema_version: str = SCHEMA_VERSION
+    extract_kind: Literal["full", "incremental"] = "full"
+    """``full``: a complete picture of the source; ``incremental``: only rows at or above a mark."""
     stage: str
     row_counts: dict[str, int]
     resources: list[Resource]
@@ -87,11 +89,20 @@ def file_digest(path: Path) -> tuple[str, int]:
 
 
 def describe_file(
-    path: Path, *, name: str, rows: int, fields: tuple[SchemaField, ...], relative_to: Path | None = None
+    path: Path,
+    *,
+    name: str,
+    rows: int,
+    fields: tuple[SchemaField, ...],
+    relative_to: Path | None = None,
+    digest: tuple[str, int] | None = None,
 ) -> Resource:
-    """A manifest resource for a data file on disk (csv or parquet, told by its suffix)."""
+    """A manifest resource for a data file (csv or parquet, told by its suffix).
+
+    ``digest`` (hash and size) is for a file hashed as it was written; without it the file is read.
+    """
     fmt = path.suffix.lstrip(".")
-    digest, size = file_digest(path)
+    digest, size = digest or file_digest(path)
     extra: dict[str, Any] = {"encoding": "utf-8"} if fmt == "csv" else {}
     return Resource(
         name=name,
@@ -114,6 +125,7 @@ def new_manifest(
     row_counts: dict[str, int],
     resources: list[Resource],
     extracted_at: str | None = None,
+    **extra: Any,
 ) -> Manifest:
     return Manifest(
         name=f"movies-{extract_id}".lower(),
@@ -123,4 +135,5 @@ def new_manifest(
         stage=stage,
         row_counts=row_counts,
         resources=resources,
+        **extra,
     )

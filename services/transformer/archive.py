@@ -81,6 +81,7 @@ def archive_manifest(
     source: str,
     extracted_at: str,
     row_counts: dict[str, int],
+    extract_kind: str = "full",
 ) -> Manifest:
     """The archive manifest: one resource per part (with its ``role``), the extract's identity and counts."""
     resources: list[Resource] = []
@@ -99,6 +100,7 @@ def archive_manifest(
         row_counts=row_counts,
         resources=resources,
         extracted_at=extracted_at,
+        extract_kind=extract_kind,
     )
 
 
@@ -180,6 +182,7 @@ def publish_archive(
     source: str,
     extracted_at: str,
     row_counts: dict[str, int],
+    extract_kind: str = "full",
 ) -> Manifest:
     """Name and check the parts Spark wrote under ``directory``, upload them, then commit the manifest.
 
@@ -192,7 +195,9 @@ def publish_archive(
         if written != counted:
             raise ArchiveIncomplete(f"{role} parts hold {written} rows; the transform counted {counted}")
     identity = {"extract_id": extract_id, "source": source, "extracted_at": extracted_at}
-    manifest = archive_manifest(directory, parts, **identity, row_counts=row_counts)
+    manifest = archive_manifest(
+        directory, parts, **identity, row_counts=row_counts, extract_kind=extract_kind
+    )
     for resource in manifest.resources:
         target.upload(directory / resource.path, resource.path)
     if not target.commit(manifest):

@@ -45,6 +45,8 @@ from shared.schema import CLEAN_MOVIE_FIELDS, MOVIE_FIELDS, REJECT_FIELDS, Field
 
 JOB_ARGUMENTS = ("input_path", "output_path", "extract_id", "source", "extracted_at", "expected_rows")
 """The job's arguments, by the names Glue passes them (``--input_path`` …) and argparse parses them."""
+OPTIONAL_ARGUMENTS = {"extract_kind": "full"}
+"""Arguments a caller may leave out, with their defaults (a run submitted by an older transformer)."""
 
 SPARK_CONF = {"spark.sql.ansi.enabled": "false"}
 """Session settings the job's semantics depend on (ANSI mode is off in Spark 3.5 but on in 4.x)."""
@@ -84,6 +86,7 @@ class JobArguments:
     source: str
     extracted_at: str
     expected_rows: int
+    extract_kind: str = "full"
 
 
 def parse_args(argv: Sequence[str]) -> JobArguments:
@@ -94,13 +97,18 @@ def parse_args(argv: Sequence[str]) -> JobArguments:
         getResolvedOptions = None
 
     if getResolvedOptions is not None:
-        names = [*JOB_ARGUMENTS, *(["JOB_NAME"] if "--JOB_NAME" in argv else [])]
-        options: dict[str, Any] = getResolvedOptions(list(argv), names)
+        present = [name for name in ("JOB_NAME", *OPTIONAL_ARGUMENTS) if f"--{name}" in argv]
+        options: dict[str, Any] = {
+            **OPTIONAL_ARGUMENTS,
+            **getResolvedOptions(list(argv), [*JOB_ARGUMENTS, *present]),
+        }
     else:
         parser = argparse.ArgumentParser(prog="glue_job", description="Cleanse one extract's movies.csv.")
         parser.add_argument("--JOB_NAME", default="moviepipe-transform")
         for name in JOB_ARGUMENTS:
             parser.add_argument(f"--{name}", required=True)
+        for name, default in OPTIONAL_ARGUMENTS.items():
+            parser.add_argument(f"--{name}", default=default, choices=("full", "incremental"))
         # Glue adds arguments of its own (--job-bookmark-option, --TempDir …); they are not ours to refuse.
         options = vars(parser.parse_known_args(list(argv[1:]))[0])
     return JobArguments(
@@ -110,6 +118,7 @@ def parse_args(argv: Sequence[str]) -> JobArguments:
         source=options["source"],
         extracted_at=options["extracted_at"],
         expected_rows=int(options["expected_rows"]),
+        extract_kind=options["extract_kind"],
     )
 
 
@@ -491,6 +500,7 @@ def main(argv: Sequence[str] | None = None) -> Manifest:
             source=args.source,
             extracted_at=args.extracted_at,
             row_counts=counts.as_dict(),
+            extract_kind=args.extract_kind,
         )
         if isinstance(target, S3Target):
             delete_prefix(target.s3, target.bucket, f"{target.prefix}/_spark")

@@ -121,6 +121,7 @@ def prepare_job(s3: Any, extract: ProcessedExtract, manifest: Manifest, archive_
         input_hash=movies.hash or None,
         input_bytes=movies.bytes,
         archive_bucket=archive_bucket,
+        extract_kind=manifest.extract_kind,
     )
 
 

@@ -56,6 +56,8 @@ class TransformJob:
     input_hash: str | None
     input_bytes: int | None
     archive_bucket: str
+    extract_kind: str = "full"
+    """``full`` or ``incremental``, from the extract's manifest; the archive manifest carries it on."""
 
     @property
     def input_uri(self) -> str:
@@ -219,6 +221,7 @@ class LocalSparkRunner:
                 source=job.source,
                 extracted_at=job.extracted_at,
                 row_counts=counts.as_dict(),
+                extract_kind=job.extract_kind,
             )
         return TransformResult(counts=counts, manifest=manifest, manifest_uri=job.manifest_uri)
 
@@ -257,6 +260,7 @@ def glue_arguments(job: TransformJob) -> dict[str, str]:
         "--source": job.source,
         "--extracted_at": job.extracted_at,
         "--expected_rows": str(job.extracted),
+        "--extract_kind": job.extract_kind,
     }
 
 

@@ -64,7 +64,15 @@ def test_glues_own_parser_is_used_when_present(monkeypatch):
     args = parse_args([*ARGV, "--JOB_NAME", "moviepipe-transform"])
     # THEN
     assert "JOB_NAME" in asked["names"] and "expected_rows" in asked["names"]
-    assert args.extract_id == "e1"
+    assert args.extract_id == "e1" and args.extract_kind == "full"
+
+
+def test_the_extract_kind_is_passed_on_and_defaults_to_full():
+    # GIVEN a run submitted with --extract_kind, and one without
+    incremental = parse_args([*ARGV, "--extract_kind", "incremental"])
+    older = parse_args(ARGV)
+    # THEN the first is incremental, the second full
+    assert (incremental.extract_kind, older.extract_kind) == ("incremental", "full")
 
 
 def test_header_columns_follow_the_file_and_ignore_case_spaces_and_bom():

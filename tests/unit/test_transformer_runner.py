@@ -45,6 +45,7 @@ def test_glue_gets_the_job_scripts_arguments():
         "--source": "imdb",
         "--extracted_at": "2026-01-01T00:00:00+00:00",
         "--expected_rows": "58788",
+        "--extract_kind": "full",
     }
 
 
