@@ -89,4 +89,5 @@ def resources(settings: Settings) -> Resources:
     declared.queues.append(Queue(alerts_inbox(settings)))
     declared.topics.append(Topic(settings.alerts_topic, queue_subscribers=(alerts_inbox(settings),)))
     declared.tables.append(Table(settings.extracts_table, key="extract_id"))
+    declared.tables.append(Table(settings.sources_table, key="source"))
     return declared

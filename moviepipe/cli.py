@@ -118,21 +118,90 @@ def _follow(client: ExtractorClient, extract_id: str, timeout: float) -> dict[st
 
 @app.command()
 def extract(
-    source: Annotated[str, typer.Argument(help="Source name, e.g. imdb.")] = "imdb",
+    source: Annotated[str, typer.Argument(help="Source name, e.g. imdb (see `moviepipe sources`).")] = "imdb",
+    full_refresh: Annotated[
+        bool, typer.Option("--full-refresh", help="Read the whole source, ignoring its high-water mark.")
+    ] = False,
     wait: Annotated[bool, typer.Option("--wait", help="Follow the extract until it is loaded.")] = False,
     timeout: Annotated[float, typer.Option(help="Seconds to wait with --wait.")] = 900,
 ) -> None:
     """Request an extract of SOURCE through the extractor's API."""
     client = ExtractorClient(_settings())
     try:
-        extract_id = client.request_extract(source)
+        extract_id = client.request_extract(source, full_refresh=full_refresh)
         console.print(f"extract requested: [bold]{extract_id}[/bold]")
         if wait:
             record = _follow(client, extract_id, timeout)
-            if record["status"] != "loaded":
+            if record["status"] == "empty":
+                console.print("the source had no new rows: nothing to load")
+            elif record["status"] != "loaded":
                 raise _fail(f"extract {extract_id} ended {record['status']}")
     except ApiError as exc:
         raise _fail(str(exc)) from exc
+
+
+@app.command()
+def sources() -> None:
+    """List the sources an extract can name: kind, cursor, high-water mark, last extract."""
+    client = ExtractorClient(_settings())
+    try:
+        found = client.sources()
+    except ApiError as exc:
+        raise _fail(str(exc)) from exc
+    table = Table(title="sources")
+    table.add_column("name", no_wrap=True)
+    for column in ("kind", "cursor", "high-water mark", "last extract", "running"):
+        table.add_column(column)
+    for source in found:
+        last = source.get("last_extract")
+        table.add_row(
+            source["name"],
+            source.get("kind") or "",
+            source.get("cursor") or "",
+            source.get("high_water_mark") or "",
+            f"{last} ({source.get('last_status')})" if last else "",
+            source.get("running_extract") or "",
+        )
+    console.print(table)
+
+
+seed_app = typer.Typer(help="Write data sets to measure with, registered as sources.", no_args_is_help=True)
+app.add_typer(seed_app, name="seed")
+
+
+@seed_app.command("scaled")
+def seed_scaled(
+    rows: Annotated[int, typer.Option("--rows", min=1, help="Rows to write, e.g. 1000000.")],
+    into: Annotated[str, typer.Option("--into", help="sqlite or postgres.")] = "sqlite",
+    url: Annotated[str | None, typer.Option(help="PostgreSQL SQLAlchemy URL, with --into postgres.")] = None,
+) -> None:
+    """The IMDb movies repeated to ROWS rows with distinct titles, registered as source imdb_<ROWS>."""
+    from rich.progress import Progress
+
+    from services.extractor.settings import extractor_settings
+    from services.extractor.sources import ensure_sources_file
+    from services.extractor.sources.scaled import DEFAULT_POSTGRES_URL
+    from services.extractor.sources.scaled import seed_scaled as write_scaled
+
+    if into not in ("sqlite", "postgres"):
+        raise _fail(f"--into is {into!r}; expected sqlite or postgres", 2)
+    settings = extractor_settings(_settings())
+    sources_file = ensure_sources_file(settings.sources_file)
+    with Progress(console=console, transient=True) as bar:
+        task = bar.add_task(f"writing {rows:,} rows into {into}", total=rows)
+        try:
+            name = write_scaled(
+                rows,
+                into=into,  # type: ignore[arg-type]
+                sources_file=sources_file,
+                sqlite_dir=settings.sources_dir,
+                postgres_url=url or DEFAULT_POSTGRES_URL,
+                progress=lambda done, _total: bar.update(task, completed=done),
+            )
+        except Exception as exc:
+            raise _fail(f"seeding failed: {type(exc).__name__}: {exc}") from exc
+    console.print(f"[green]source {name!r}[/green] registered in {sources_file}: {rows:,} rows")
+    console.print(f"extract it with: moviepipe extract {name} --wait")
 
 
 @app.command()
@@ -202,14 +271,32 @@ def demo(
 
 @app.command()
 def bench(
-    runs: Annotated[int, typer.Option(help="Warm extracts to time.")] = 3,
+    runs: Annotated[int, typer.Option(help="Timed runs per section.")] = 3,
     output: Annotated[str, typer.Option(help="Where to write the results.")] = "docs/BENCHMARKS.md",
+    only: Annotated[
+        list[str] | None, typer.Option(help="Run only these sections: end_to_end, extractor (repeatable).")
+    ] = None,
+    extractor_rows: Annotated[int, typer.Option(help="Rows of the scaled PostgreSQL source.")] = 1_000_000,
+    postgres_url: Annotated[str | None, typer.Option(help="PostgreSQL for the scaled source.")] = None,
 ) -> None:
-    """Time POST /extracts → reconciled rows, per stage, on a warm stack; write docs/BENCHMARKS.md."""
-    from moviepipe.bench import run_bench
+    """Measure the pipeline on a warm stack; write docs/BENCHMARKS.md and docs/benchmarks.json."""
+    from moviepipe.bench import SECTIONS, run_bench
 
+    sections = tuple(only or SECTIONS)
+    unknown = sorted(set(sections) - set(SECTIONS))
+    if unknown:
+        raise _fail(f"unknown section(s) {', '.join(unknown)}; sections: {', '.join(SECTIONS)}", 2)
     started = time.monotonic()
-    code = run_bench(_settings(), console, runs=runs, output=output, step=_step)
+    code = run_bench(
+        _settings(),
+        console,
+        runs=runs,
+        output=output,
+        step=_step,
+        sections=sections,
+        extractor_rows=extractor_rows,
+        postgres_url=postgres_url,
+    )
     console.print(f"[dim]bench took {time.monotonic() - started:.0f}s[/dim]")
     raise typer.Exit(code)
 

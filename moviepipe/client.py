@@ -8,10 +8,10 @@ from typing import Any
 
 import httpx
 
-from shared.progress import FAILED, QUARANTINED
+from shared.progress import EMPTY, FAILED, QUARANTINED
 from shared.settings import Settings
 
-FINAL_STATUSES = ("loaded", QUARANTINED, FAILED)
+FINAL_STATUSES = ("loaded", EMPTY, QUARANTINED, FAILED)
 
 
 class ApiError(Exception):
@@ -42,9 +42,16 @@ class ExtractorClient:
             raise ApiError(f"{method} {path} → {response.status_code}: {detail}")
         return response.json()
 
-    def request_extract(self, source: str) -> str:
+    def request_extract(self, source: str, *, full_refresh: bool = False) -> str:
         """Ask for an extract of ``source``; returns its extract id."""
-        return self._call("POST", "/extracts", json={"source": source})["extract_id"]
+        body: dict[str, Any] = {"source": source}
+        if full_refresh:
+            body["full_refresh"] = True
+        return self._call("POST", "/extracts", json=body)["extract_id"]
+
+    def sources(self) -> list[dict[str, Any]]:
+        """The sources the extractor knows, with their state."""
+        return self._call("GET", "/sources")["sources"]
 
     def extract(self, extract_id: str) -> dict[str, Any]:
         return self._call("GET", f"/extracts/{extract_id}")

@@ -18,6 +18,8 @@ SUCCEEDED = "succeeded"
 SKIPPED = "skipped"
 QUARANTINED = "quarantined"
 FAILED = "failed"
+EMPTY = "empty"
+"""An extract that found no rows (an incremental one with nothing new): it succeeded, nothing landed."""
 FINISHED = (SUCCEEDED, QUARANTINED, FAILED)
 
 
@@ -53,9 +55,14 @@ class ExtractProgress:
         *,
         counts: dict[str, int] | None = None,
         error: dict[str, Any] | None = None,
+        source: str | None = None,
         **details: Any,
     ) -> None:
-        """Set one stage's status (and counts, error, locations) on the extract's record."""
+        """Set one stage's status (and counts, error, locations) on the extract's record.
+
+        ``source`` names the extract's source on a record that has none yet (an extract that began
+        with a bundle dropped into landing, not with a request).
+        """
         if stage not in STAGES:
             raise ValueError(f"unknown stage {stage!r}")
         entry: dict[str, Any] = {"status": status, "at": now(), **details}
@@ -64,12 +71,19 @@ class ExtractProgress:
             entry["counts"] = counts
         if error is not None:
             entry["error"] = error
+        update = "SET #stage = :entry, updated_at = :at"
+        names = {"#stage": stage}
+        values = {":entry": {"S": json.dumps(entry)}, ":at": {"S": entry["at"]}}
+        if source is not None:
+            update += ", #source = if_not_exists(#source, :source)"
+            names["#source"] = "source"
+            values[":source"] = {"S": source}
         self.dynamodb.update_item(
             TableName=self.table,
             Key={"extract_id": {"S": extract_id}},
-            UpdateExpression="SET #stage = :entry, updated_at = :at",
-            ExpressionAttributeNames={"#stage": stage},
-            ExpressionAttributeValues={":entry": {"S": json.dumps(entry)}, ":at": {"S": entry["at"]}},
+            UpdateExpression=update,
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values,
         )
 
     def _started_at(self, extract_id: str, stage: str) -> str | None:
@@ -89,13 +103,23 @@ class ExtractProgress:
         ).get("Item")
         return _from_item(item) if item else None
 
-    def recent(self, limit: int = 20) -> list[dict[str, Any]]:
-        """The most recently requested extracts, newest first."""
+    def recent(self, limit: int = 20, source: str | None = None) -> list[dict[str, Any]]:
+        """The most recent extracts (of ``source``, if given), newest first.
+
+        An extract that a stage recorded without a request (a zip dropped into landing by hand) has no
+        ``requested_at``: it is placed by when it was last updated.
+        """
         items: list[dict[str, Any]] = []
-        paginator = self.dynamodb.get_paginator("scan")
-        for page in paginator.paginate(TableName=self.table):
+        scan: dict[str, Any] = {"TableName": self.table}
+        if source is not None:
+            scan["FilterExpression"] = "#source = :source"
+            scan["ExpressionAttributeNames"] = {"#source": "source"}
+            scan["ExpressionAttributeValues"] = {":source": {"S": source}}
+        for page in self.dynamodb.get_paginator("scan").paginate(**scan):
             items.extend(_from_item(item) for item in page["Items"])
-        items.sort(key=lambda extract: extract.get("requested_at", ""), reverse=True)
+        items.sort(
+            key=lambda extract: extract.get("requested_at") or extract.get("updated_at") or "", reverse=True
+        )
         return items[:limit]
 
 
@@ -107,6 +131,9 @@ def overall_status(stages: dict[str, dict[str, Any]]) -> str:
             return status
     if stages.get("loader", {}).get("status") == SUCCEEDED:
         return "loaded"
+    extractor = stages.get("extractor", {})
+    if extractor.get("status") == SUCCEEDED and not (extractor.get("counts") or {}).get("extracted"):
+        return EMPTY
     return RUNNING
 
 

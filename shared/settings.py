@@ -82,6 +82,11 @@ class Settings(BaseSettings):
         """DynamoDB table holding each extract's progress through the stages."""
         return f"{self.prefix}-extracts"
 
+    @property
+    def sources_table(self) -> str:
+        """DynamoDB table holding each source's state: high-water mark, running and last extract."""
+        return f"{self.prefix}-sources"
+
     def port(self, service: str) -> int:
         return getattr(self, f"{service}_port")
 

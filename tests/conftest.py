@@ -77,3 +77,80 @@ def provisioned(settings: Settings) -> Settings:
 
     provision(settings)
     return settings
+
+
+# -- PostgreSQL: a real external source database (127.0.0.1:5432, trust auth; `.ci/run` starts it) -----
+POSTGRES_URL = os.environ.get(
+    "MOVIEPIPE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+POSTGRES_TYPES = {"string": "text", "integer": "bigint", "number": "double precision", "boolean": "boolean"}
+IMDB_UPDATED_FROM = "2026-01-01 00:00:00+00"
+"""Row ``id`` of the IMDb table in PostgreSQL was last updated ``id`` seconds after this."""
+
+
+@pytest.fixture(scope="session")
+def postgres_engine() -> Iterator[object]:
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(POSTGRES_URL)
+    try:
+        with engine.connect() as connection:
+            connection.exec_driver_sql("SELECT 1")
+    except sa.exc.OperationalError as exc:
+        pytest.fail(f"PostgreSQL is needed at {POSTGRES_URL} (`.ci/run` starts it): {exc}")
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def imdb_arrow() -> object:
+    """The bundled IMDb movies as one Arrow table in the movie record's schema."""
+    from services.extractor.sources.scaled import imdb_table
+
+    return imdb_table()
+
+
+@pytest.fixture(scope="session")
+def imdb_postgres_csv(imdb_arrow) -> bytes:
+    """The IMDb rows as ``COPY`` takes them: ``id``, the record's fields, ``updated_at``."""
+    import io
+    from datetime import datetime, timedelta
+
+    import pyarrow as pa
+    import pyarrow.csv as pa_csv
+
+    ids = range(1, imdb_arrow.num_rows + 1)
+    start = datetime.fromisoformat(IMDB_UPDATED_FROM)
+    table = imdb_arrow.add_column(0, "id", pa.array(ids, pa.int64())).append_column(
+        "updated_at", pa.array([start + timedelta(seconds=n) for n in ids], pa.timestamp("s", tz="UTC"))
+    )
+    data = io.BytesIO()
+    pa_csv.write_csv(table, data, pa_csv.WriteOptions(include_header=False))
+    return data.getvalue()
+
+
+@pytest.fixture
+def imdb_postgres(postgres_engine, imdb_postgres_csv) -> Iterator[str]:
+    """A schema of the test's own holding ``movies``: the 58,788 IMDb rows, an ``id`` and an ``updated_at``.
+
+    Yields the schema's name; the schema is dropped afterwards.
+    """
+    from shared.schema import MOVIE_FIELDS, field_names
+
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    columns = ", ".join(f'"{f.name}" {POSTGRES_TYPES[f.kind]}' for f in MOVIE_FIELDS)
+    names = ", ".join(f'"{name}"' for name in ["id", *field_names(), "updated_at"])
+    with postgres_engine.begin() as connection:
+        raw = connection.connection.driver_connection
+        with raw.cursor() as cursor:
+            cursor.execute(f"CREATE SCHEMA {schema}")
+            cursor.execute(
+                f"CREATE TABLE {schema}.movies (id bigint PRIMARY KEY, {columns}, updated_at timestamptz)"
+            )
+            with cursor.copy(f"COPY {schema}.movies ({names}) FROM STDIN WITH (FORMAT csv)") as copy:
+                copy.write(imdb_postgres_csv)
+    try:
+        yield schema
+    finally:
+        with postgres_engine.begin() as connection:
+            connection.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")

@@ -1,22 +1,28 @@
 """The bundle: movies.csv + movies.parquet + manifest.json, zipped, as the extractor lands it.
 
-Record batches stream straight into both writers, so an extract holds one batch in memory however
-large the source.
+Record batches stream straight into both writers, so an extract holds a few batches in memory however
+large the source; the CSV is deflated into the zip as it is written, never kept unzipped on disk.
 """
 
 from __future__ import annotations
 
+import hashlib
+import io
+import queue
+import threading
+import time
 import zipfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO, Any
 
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
-from services.extractor.exceptions import SourceUnreadable
-from shared.manifest import MANIFEST_NAME, Manifest, describe_file, file_digest, new_manifest
+from services.extractor.records import MovieBatch, RecordMapper
+from shared.manifest import HASH_ALGORITHM, MANIFEST_NAME, Manifest, describe_file, file_digest, new_manifest
 from shared.schema import MOVIE_FIELDS, arrow_schema
 
 CSV_NAME = "movies.csv"
@@ -27,84 +33,194 @@ STAGE = "extract"
 
 # Strings are always quoted (quotes doubled inside), nulls are empty fields, booleans true/false.
 CSV_OPTIONS = pa_csv.WriteOptions(include_header=True, delimiter=",", quoting_style="needed")
+CSV_OPTIONS_NO_HEADER = pa_csv.WriteOptions(include_header=False, delimiter=",", quoting_style="needed")
+# Deflating the CSV is the slowest step of a large extract; the fastest level keeps it short
+# (docs/BENCHMARKS.md has the figures).
+ZIP_LEVEL = 1
+
+Progress = Callable[[int], None]
+"""Called with the rows written so far, after each batch."""
 
 
 @dataclass(frozen=True)
 class Bundle:
     """A finished bundle on disk."""
 
-    path: Path
+    path: Path | None
     manifest: Manifest
     rows: int
     bytes: int
     hash: str
 
 
-def conform(batch: pa.RecordBatch, schema: pa.Schema, *, source: str) -> pa.RecordBatch:
-    """The batch in the movie record's schema; other columns, or values that do not fit, are refused."""
-    if batch.schema.equals(schema):
-        return batch
-    if batch.schema.names != schema.names:
-        missing = [name for name in schema.names if name not in batch.schema.names]
-        unexpected = [name for name in batch.schema.names if name not in schema.names]
-        raise SourceUnreadable(
-            source,
-            f"rows do not have the movie record's columns (missing {missing}, unexpected {unexpected})",
-        )
+class _HashingSink(io.RawIOBase):
+    """Passes bytes on to ``target`` while hashing (sha256) and counting them."""
+
+    def __init__(self, target: IO[bytes]):
+        self.target = target
+        self.digest = hashlib.sha256()
+        self.size = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        view = memoryview(data)
+        self.digest.update(view)
+        self.target.write(view)
+        self.size += view.nbytes
+        return view.nbytes
+
+    def result(self) -> tuple[str, int]:
+        return f"{HASH_ALGORITHM}:{self.digest.hexdigest()}", self.size
+
+
+_DONE = object()
+
+
+def _mapped(
+    batches: Iterable[pa.RecordBatch], mapper: RecordMapper, also: Callable[[MovieBatch], None]
+) -> Iterator[MovieBatch]:
+    """The source read, mapped and handed to ``also`` in a thread of its own, ahead of the caller.
+
+    Reading (the database's stream, the casts, the Parquet writer) and the caller's writing (CSV,
+    deflate) then overlap; both release the GIL for their heavy parts.
+    """
+    handoff: queue.Queue[Any] = queue.Queue(maxsize=2)
+    stop = threading.Event()
+
+    def read() -> None:
+        try:
+            for batch in batches:
+                movies = mapper.conform(batch)
+                if movies.typed.num_rows:
+                    also(movies)
+                while not stop.is_set():
+                    try:
+                        handoff.put(movies, timeout=0.5)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            handoff.put(_DONE)
+        except BaseException as exc:  # handed to the writer, which raises it
+            handoff.put(exc)
+
+    reader = threading.Thread(target=read, name="extract-reader", daemon=True)
+    reader.start()
     try:
-        return batch.cast(schema)
-    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
-        raise SourceUnreadable(source, f"rows do not fit the movie record: {exc}") from exc
+        while (item := handoff.get()) is not _DONE:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        reader.join(timeout=30)
 
 
-def write_data_files(batches: Iterable[pa.RecordBatch], directory: Path, *, source: str) -> int:
-    """Stream the batches into ``movies.csv`` and ``movies.parquet`` in ``directory``; returns the rows."""
+def write_data_files(
+    batches: Iterable[pa.RecordBatch],
+    directory: Path,
+    mapper: RecordMapper,
+    archive: zipfile.ZipFile,
+    *,
+    progress: Progress | None = None,
+) -> tuple[int, tuple[str, int]]:
+    """Map the source's batches to the movie record and stream them into the two data files.
+
+    ``movies.csv`` goes straight into the zip, deflated and hashed as it is written, batch by batch,
+    each batch in its own columns' types, so a value that did not fit its field travels as text (see
+    ``services.extractor.records``). ``movies.parquet`` (typed) is written beside it in ``directory``.
+    Returns the rows and the CSV's hash and size.
+    """
     schema = arrow_schema()
     rows = 0
     with (
-        pa_csv.CSVWriter(directory / CSV_NAME, schema, write_options=CSV_OPTIONS) as csv_writer,
+        archive.open(_member(CSV_NAME, zipfile.ZIP_DEFLATED), "w", force_zip64=True) as member,
         pq.ParquetWriter(directory / PARQUET_NAME, schema) as parquet_writer,
     ):
-        for batch in batches:
-            batch = conform(batch, schema, source=source)
-            csv_writer.write_batch(batch)
-            parquet_writer.write_batch(batch)
-            rows += batch.num_rows
-    return rows
+        sink = _HashingSink(member)
+        csv_file = io.BufferedWriter(sink, buffer_size=1 << 20)
+        header = True
+        for movies in _mapped(batches, mapper, lambda movies: parquet_writer.write_batch(movies.typed)):
+            if not movies.typed.num_rows:
+                continue
+            options = CSV_OPTIONS if header else CSV_OPTIONS_NO_HEADER
+            pa_csv.write_csv(movies.as_text, csv_file, write_options=options)
+            header = False
+            rows += movies.typed.num_rows
+            if progress is not None:
+                progress(rows)
+        if header:
+            pa_csv.write_csv(
+                pa.RecordBatch.from_pylist([], schema=schema), csv_file, write_options=CSV_OPTIONS
+            )
+        csv_file.flush()
+    return rows, sink.result()
 
 
-def write_manifest(directory: Path, *, extract_id: str, source: str, rows: int) -> Manifest:
-    """Describe the data files in ``directory`` (bytes, sha256, rows, schema) in ``manifest.json``."""
+def _member(name: str, compression: int) -> zipfile.ZipInfo:
+    info = zipfile.ZipInfo(name, date_time=time.gmtime()[:6])
+    info.compress_type = compression
+    if compression == zipfile.ZIP_DEFLATED:
+        info._compresslevel = ZIP_LEVEL  # type: ignore[attr-defined]  # what ZipFile.write sets too
+    return info
+
+
+def write_manifest(
+    directory: Path,
+    *,
+    extract_id: str,
+    source: str,
+    rows: int,
+    csv_digest: tuple[str, int] | None = None,
+    mapper: RecordMapper | None = None,
+) -> Manifest:
+    """Describe the data files (bytes, sha256, rows, schema) in ``manifest.json`` in ``directory``."""
     manifest = new_manifest(
         extract_id=extract_id,
         source=source,
         stage=STAGE,
         row_counts={"extracted": rows},
         resources=[
-            describe_file(directory / CSV_NAME, name=CSV_RESOURCE, rows=rows, fields=MOVIE_FIELDS),
+            describe_file(
+                directory / CSV_NAME, name=CSV_RESOURCE, rows=rows, fields=MOVIE_FIELDS, digest=csv_digest
+            ),
             describe_file(directory / PARQUET_NAME, name=PARQUET_RESOURCE, rows=rows, fields=MOVIE_FIELDS),
         ],
+        **(mapper.manifest_fields() if mapper is not None else {}),
     )
     (directory / MANIFEST_NAME).write_text(manifest.to_json(), encoding="utf-8")
     return manifest
 
 
-def zip_bundle(directory: Path, target: Path) -> None:
-    """Zip the data files and the manifest; Parquet is stored as it is, being compressed already."""
-    with zipfile.ZipFile(target, "w") as archive:
-        archive.write(directory / CSV_NAME, CSV_NAME, compress_type=zipfile.ZIP_DEFLATED)
+def write_bundle(
+    batches: Iterable[pa.RecordBatch],
+    directory: Path,
+    *,
+    extract_id: str,
+    source: str,
+    mapper: RecordMapper | None = None,
+    progress: Progress | None = None,
+) -> Bundle:
+    """Write ``{extract_id}.zip`` into ``directory``: ``movies.csv``, ``movies.parquet``, then the manifest.
+
+    A bundle of no rows is described but not kept (``path`` is None): there is nothing to land.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    mapper = mapper or RecordMapper(source)
+    path = directory / f"{extract_id}.zip"
+    with zipfile.ZipFile(path, "w") as archive:
+        rows, csv_digest = write_data_files(batches, directory, mapper, archive, progress=progress)
+        manifest = write_manifest(
+            directory, extract_id=extract_id, source=source, rows=rows, csv_digest=csv_digest, mapper=mapper
+        )
+        # Parquet is compressed already; the manifest goes last, as every stage writes it.
         archive.write(directory / PARQUET_NAME, PARQUET_NAME, compress_type=zipfile.ZIP_STORED)
         archive.write(directory / MANIFEST_NAME, MANIFEST_NAME, compress_type=zipfile.ZIP_DEFLATED)
-
-
-def write_bundle(
-    batches: Iterable[pa.RecordBatch], directory: Path, *, extract_id: str, source: str
-) -> Bundle:
-    """Write the whole bundle into ``directory``: the data files, the manifest, and ``{extract_id}.zip``."""
-    directory.mkdir(parents=True, exist_ok=True)
-    rows = write_data_files(batches, directory, source=source)
-    manifest = write_manifest(directory, extract_id=extract_id, source=source, rows=rows)
-    path = directory / f"{extract_id}.zip"
-    zip_bundle(directory, path)
+    if not rows:
+        path.unlink()
+        return Bundle(path=None, manifest=manifest, rows=0, bytes=0, hash="")
     digest, size = file_digest(path)
     return Bundle(path=path, manifest=manifest, rows=rows, bytes=size, hash=digest)

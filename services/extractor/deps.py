@@ -10,6 +10,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from services.extractor.settings import ExtractorSettings
 from services.extractor.sources import SourceRegistry
+from services.extractor.state import SourceState
 from shared.progress import ExtractProgress
 
 _bearer = HTTPBearer(auto_error=False, description="MOVIEPIPE_API_TOKEN, when the service has one")
@@ -27,9 +28,14 @@ def get_progress(request: Request) -> ExtractProgress:
     return request.app.state.progress
 
 
+def get_state(request: Request) -> SourceState:
+    return request.app.state.source_state
+
+
 SettingsDep = Annotated[ExtractorSettings, Depends(get_settings)]
 SourcesDep = Annotated[SourceRegistry, Depends(get_sources)]
 ProgressDep = Annotated[ExtractProgress, Depends(get_progress)]
+StateDep = Annotated[SourceState, Depends(get_state)]
 
 
 def require_api_token(

@@ -44,3 +44,20 @@ class InvalidExtractRequest(ExtractError):
     """A message on the extractor's queue is not an extract request."""
 
     code = "INVALID_REQUEST"
+
+
+class SourcesFileError(ExtractError):
+    """The sources file is not valid: unknown kind, a missing setting, a mapping to no field, bad TOML."""
+
+    code = "INVALID_SOURCES_FILE"
+
+
+class ExtractAlreadyRunning(ExtractError):
+    """An extract of the same source is already queued or running."""
+
+    code = "EXTRACT_ALREADY_RUNNING"
+
+    def __init__(self, source: str, running: str):
+        self.source = source
+        self.running = running
+        super().__init__(f"an extract of source {source!r} is already running: {running}")

@@ -11,18 +11,23 @@ import re
 import secrets
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 from botocore.exceptions import ClientError
 
 from services.extractor.bundle import write_bundle
 from services.extractor.exceptions import ExtractError
 from services.extractor.metrics import METRICS
+from services.extractor.records import RecordMapper
 from services.extractor.settings import ExtractorSettings
 from services.extractor.sources import Source
+from services.extractor.sources.config import BaseSource
+from services.extractor.state import SourceState
 from shared.alerts import raise_alert
 from shared.aws import client
 from shared.logs import log_event
@@ -54,11 +59,13 @@ class ExtractResult:
 
     extract_id: str
     source: str
-    landing: str
+    landing: str | None
     rows: int
     bytes: int
     seconds: float
     skipped: bool = False
+    extract_kind: str = "full"
+    high_water_mark: str | None = None
 
 
 def run_extract(
@@ -66,54 +73,123 @@ def run_extract(
     source: Source,
     extract_id: str,
     *,
+    full_refresh: bool = False,
     progress: ExtractProgress | None = None,
+    state: SourceState | None = None,
 ) -> ExtractResult:
-    """Extract ``source`` as ``extract_id`` into landing; raises ``ExtractError`` if the source fails."""
+    """Extract ``source`` as ``extract_id`` into landing; raises ``ExtractError`` if the source fails.
+
+    An incremental source (one with a ``cursor``) reads from its high-water mark, unless
+    ``full_refresh``; the mark moves to the highest cursor read only once the bundle has landed, so a
+    crash re-extracts rather than skips. An extract of no rows succeeds and lands nothing.
+    """
     progress = progress or ExtractProgress(settings)
+    state = state or SourceState(settings)
     s3 = client("s3", settings)
     bucket, key = settings.bucket("landing"), landing_key(source.name, extract_id)
     uri = landing_uri(settings, source.name, extract_id)
 
     landed = _landed_bundle(s3, bucket, key)
     if landed is not None:
-        return _already_landed(progress, extract_id, source.name, uri, landed)
+        return _already_landed(progress, state, extract_id, source.name, uri, landed)
+
+    config = getattr(source, "config", None) or BaseSource()
+    since = None if full_refresh or not config.cursor else state.get(source.name)["high_water_mark"]
+    mapper = RecordMapper(source.name, config, since=since)
+    kind = "incremental" if since is not None else "full"
 
     started = time.perf_counter()
-    progress.record(extract_id, STAGE, RUNNING, landing=uri)
-    log_event(logger, "extract_started", extract_id=extract_id, source=source.name)
+    progress.record(extract_id, STAGE, RUNNING, landing=uri, extract_kind=kind, since=since)
+    log_event(
+        logger, "extract_started", extract_id=extract_id, source=source.name, extract_kind=kind, since=since
+    )
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        yield from source.read_batches(settings.batch_rows, since=since)
+        mapper.ignored_fields.update(getattr(source, "unread_fields", ()))
+
+    def read_so_far(rows: int) -> None:
+        progress.record(
+            extract_id, STAGE, RUNNING, counts={"extracted": rows}, landing=uri, extract_kind=kind
+        )
+
     with tempfile.TemporaryDirectory(prefix=f"extract-{extract_id}-") as work:
         bundle = write_bundle(
-            source.read_batches(settings.batch_rows), Path(work), extract_id=extract_id, source=source.name
+            batches(),
+            Path(work),
+            extract_id=extract_id,
+            source=source.name,
+            mapper=mapper,
+            progress=_every(settings.progress_rows, read_so_far),
         )
-        s3.upload_file(
-            str(bundle.path),
-            bucket,
-            key,
-            ExtraArgs={
-                "ContentType": "application/zip",
-                "Metadata": {"rows": str(bundle.rows), "hash": bundle.hash},
-            },
-        )
+        mark = mapper.cursor.high if mapper.cursor is not None else None
+        if bundle.path is not None:
+            metadata = {"rows": str(bundle.rows), "hash": bundle.hash}
+            if mark is not None:
+                metadata["high-water-mark"] = mark
+            s3.upload_file(
+                str(bundle.path),
+                bucket,
+                key,
+                ExtraArgs={"ContentType": "application/zip", "Metadata": metadata},
+            )
     seconds = time.perf_counter() - started
+    if mark is not None:
+        state.advance(source.name, extract_id, mark)
 
-    progress.record(
-        extract_id, STAGE, SUCCEEDED, counts={"extracted": bundle.rows}, landing=uri, bytes=bundle.bytes
-    )
+    landing = uri if bundle.path is not None else None
+    details: dict[str, Any] = {"landing": landing, "bytes": bundle.bytes, "extract_kind": kind}
+    if since is not None:
+        details["since"] = since
+    if mark is not None:
+        details["high_water_mark"] = mark
+    if mapper.unfit_values:
+        details["unfit_values"] = dict(mapper.unfit_values)
+    progress.record(extract_id, STAGE, SUCCEEDED, counts={"extracted": bundle.rows}, **details)
+    state.release(source.name, extract_id, SUCCEEDED)
     METRICS.extracts.labels(SUCCEEDED).inc()
     METRICS.rows.labels("extracted").inc(bundle.rows)
     METRICS.bundle_bytes.inc(bundle.bytes)
     METRICS.duration.observe(seconds)
+    message = (
+        f"extract {extract_id} landed {bundle.rows} rows at {uri}"
+        if landing
+        else f"extract {extract_id} found no rows to extract; nothing landed"
+    )
     log_event(
         logger,
-        "extract_landed",
-        f"extract {extract_id} landed {bundle.rows} rows at {uri}",
+        "extract_landed" if landing else "extract_empty",
+        message,
         extract_id=extract_id,
         source=source.name,
         rows=bundle.rows,
         bytes=bundle.bytes,
         seconds=round(seconds, 3),
+        extract_kind=kind,
     )
-    return ExtractResult(extract_id, source.name, uri, bundle.rows, bundle.bytes, seconds)
+    return ExtractResult(
+        extract_id,
+        source.name,
+        landing,
+        bundle.rows,
+        bundle.bytes,
+        seconds,
+        extract_kind=kind,
+        high_water_mark=mark,
+    )
+
+
+def _every(rows: int, report: Callable[[int], None]) -> Callable[[int], None]:
+    """``report`` called at most once per ``rows`` rows written."""
+    reported = 0
+
+    def maybe_report(written: int) -> None:
+        nonlocal reported
+        if written - reported >= rows:
+            reported = written
+            report(written)
+
+    return maybe_report
 
 
 def fail_extract(
@@ -132,6 +208,8 @@ def fail_extract(
     else:
         details = {"code": "EXTRACT_FAILED", "message": f"{type(error).__name__}: {error}"}
     progress.record(extract_id, STAGE, FAILED, error=details)
+    if source:
+        SourceState(settings).release(source, extract_id, FAILED)
     METRICS.extracts.labels(FAILED).inc()
     log_event(
         logger,
@@ -168,9 +246,19 @@ def _landed_bundle(s3: Any, bucket: str, key: str) -> dict[str, Any] | None:
 
 
 def _already_landed(
-    progress: ExtractProgress, extract_id: str, source: str, uri: str, landed: dict[str, Any]
+    progress: ExtractProgress,
+    state: SourceState,
+    extract_id: str,
+    source: str,
+    uri: str,
+    landed: dict[str, Any],
 ) -> ExtractResult:
     rows = int(landed.get("Metadata", {}).get("rows", 0))
+    mark = landed.get("Metadata", {}).get("high-water-mark")
+    if mark is not None:
+        # The last attempt may have landed the bundle and died before moving the mark.
+        state.advance(source, extract_id, mark)
+    state.release(source, extract_id, SUCCEEDED)
     if not has_succeeded(progress, extract_id):
         # The last attempt landed the bundle and died before saying so.
         progress.record(

@@ -18,11 +18,12 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from services.extractor.exceptions import ExtractError, InvalidExtractRequest
+from services.extractor.exceptions import ExtractAlreadyRunning, ExtractError, InvalidExtractRequest
 from services.extractor.extract import EXTRACT_ID_PATTERN, STAGE, fail_extract, run_extract
 from services.extractor.metrics import METRICS
 from services.extractor.settings import extractor_settings
 from services.extractor.sources import SourceRegistry, default_sources
+from services.extractor.state import SourceState
 from shared.alerts import raise_alert
 from shared.batch import Handler
 from shared.logs import log_event
@@ -39,6 +40,7 @@ class ExtractRequest(BaseModel):
 
     extract_id: str = Field(pattern=EXTRACT_ID_PATTERN.pattern)
     source: str = Field(min_length=1)
+    full_refresh: bool = False
 
     def to_message(self) -> str:
         return self.model_dump_json()
@@ -63,8 +65,9 @@ def make_handler(
 ) -> Handler:
     """``handler(event, context)`` for SQS events of extract requests (Lambda's or the consumer's)."""
     settings = extractor_settings(settings)
-    sources = sources or default_sources()
+    sources = sources or default_sources(settings)
     progress = progress or ExtractProgress(settings)
+    state = SourceState(settings)
 
     def record_handler(record: SQSRecord) -> None:
         try:
@@ -85,24 +88,39 @@ def make_handler(
 
         try:
             source = sources.get(request.source, settings)
-            run_extract(settings, source, request.extract_id, progress=progress)
-        except ExtractError as exc:
-            fail_extract(settings, request.extract_id, request.source, exc, progress=progress)
-        except Exception as exc:
-            attempt = int(record.attributes.approximate_receive_count or 1)
-            logger.warning(
-                "extract attempt %s of %s failed, to be retried",
-                attempt,
-                settings.max_receive_count,
-                exc_info=True,
-                extra={"event": "extract_attempt_failed", "extract_id": request.extract_id},
+            # Held already when the request came through POST /extracts; retried while another runs.
+            state.claim(request.source, request.extract_id)
+            run_extract(
+                settings,
+                source,
+                request.extract_id,
+                full_refresh=request.full_refresh,
+                progress=progress,
+                state=state,
             )
-            if attempt >= settings.max_receive_count:
-                # The consumer raises the one alert as the message goes to the DLQ.
-                fail_extract(
-                    settings, request.extract_id, request.source, exc, progress=progress, alert=False
-                )
-            raise
+        except ExtractError as exc:
+            if not isinstance(exc, ExtractAlreadyRunning):
+                fail_extract(settings, request.extract_id, request.source, exc, progress=progress)
+                return
+            retry_or_fail(record, request, exc)
+        except Exception as exc:
+            retry_or_fail(record, request, exc)
+
+    def retry_or_fail(record: SQSRecord, request: ExtractRequest, exc: Exception) -> None:
+        """Leave the message for another attempt; on the last one, record the extract as failed."""
+        attempt = int(record.attributes.approximate_receive_count or 1)
+        logger.warning(
+            "extract attempt %s of %s failed, to be retried: %s",
+            attempt,
+            settings.max_receive_count,
+            exc,
+            exc_info=not isinstance(exc, ExtractAlreadyRunning),
+            extra={"event": "extract_attempt_failed", "extract_id": request.extract_id},
+        )
+        if attempt >= settings.max_receive_count:
+            # The consumer raises the one alert as the message goes to the DLQ.
+            fail_extract(settings, request.extract_id, request.source, exc, progress=progress, alert=False)
+        raise exc
 
     def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
         processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)

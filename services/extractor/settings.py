@@ -13,6 +13,19 @@ class ExtractorSettings(Settings):
     batch_rows: int = 50_000
     """Rows read from a source, and written to the bundle, at a time."""
 
+    progress_rows: int = 200_000
+    """An extract's progress record shows the rows read so far, every this many rows."""
+
+    sources: Path | None = None
+    """The sources file (``MOVIEPIPE_SOURCES``); default ``$MOVIEPIPE_HOME/sources.toml``."""
+
+    extract_lock_seconds: int = 3600
+    """A source claimed by an extract for longer than this is taken as abandoned (its extractor died)."""
+
+    @property
+    def sources_file(self) -> Path:
+        return self.sources or self.home / "sources.toml"
+
     @property
     def sources_dir(self) -> Path:
         """Where bundled sources (the seeded IMDb SQLite database) live."""

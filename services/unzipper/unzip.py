@@ -101,7 +101,7 @@ class Unzipper:
     ) -> UnzipOutcome:
         started = time.perf_counter()
         if bundle.extract_id:
-            self.progress.record(bundle.extract_id, STAGE, RUNNING, bundle=bundle.uri)
+            self.progress.record(bundle.extract_id, STAGE, RUNNING, source=bundle.source, bundle=bundle.uri)
         try:
             valid = self._validate(bundle, zip_path, work / "files")
         except BadBundle as error:

@@ -69,7 +69,7 @@ def test_post_extracts_lands_the_imdb_bundle_and_reports_its_progress(provisione
 def test_an_unknown_source_is_refused_naming_the_known_ones(provisioned: Settings):
     service = TestClient(create_app(provisioned))
     response = service.post("/extracts", json={"source": "netflix"})
-    assert response.status_code == 422
+    assert response.status_code == 404
     assert response.json()["detail"] == "unknown source 'netflix'; known sources: imdb"
     # AND no extract was recorded or queued
     assert service.get("/extracts").json() == {"extracts": []}
@@ -93,6 +93,10 @@ def test_requesting_an_extract_needs_the_token_when_one_is_set(provisioned: Sett
     response = service.post("/extracts", json={"source": "imdb"}, headers={"Authorization": "Bearer t0ken"})
     assert response.status_code == 202
     [queued] = drain_queue(settings, settings.queue("extractor"))
-    assert json.loads(queued) == {"extract_id": response.json()["extract_id"], "source": "imdb"}
+    assert json.loads(queued) == {
+        "extract_id": response.json()["extract_id"],
+        "source": "imdb",
+        "full_refresh": False,
+    }
     # AND reading progress needs no token
     assert service.get(response.json()["status_url"]).status_code == 200

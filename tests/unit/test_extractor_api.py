@@ -55,9 +55,9 @@ def test_without_a_configured_token_no_header_is_needed():
 
 
 @pytest.fixture
-def extractor() -> TestClient:
+def extractor(tmp_path) -> TestClient:
     # The checks below answer before any AWS call, so no moto server is needed.
-    return TestClient(create_app(ExtractorSettings(aws_endpoint_url="http://127.0.0.1:9")))
+    return TestClient(create_app(ExtractorSettings(aws_endpoint_url="http://127.0.0.1:9", home=tmp_path)))
 
 
 @pytest.mark.parametrize(
@@ -83,14 +83,14 @@ def test_a_body_that_is_not_json_gets_422(extractor):
     assert response.json()["detail"].startswith("invalid request: body")
 
 
-def test_an_unknown_source_gets_422_naming_the_known_sources(extractor):
+def test_an_unknown_source_gets_404_naming_the_known_sources(extractor):
     response = extractor.post("/extracts", json={"source": "netflix"})
-    assert response.status_code == 422
+    assert response.status_code == 404
     assert response.json() == {"detail": "unknown source 'netflix'; known sources: imdb"}
 
 
-def test_the_token_is_checked_before_the_body(extractor):
-    app = create_app(ExtractorSettings(api_token=TOKEN, aws_endpoint_url="http://127.0.0.1:9"))
+def test_the_token_is_checked_before_the_body(tmp_path):
+    app = create_app(ExtractorSettings(api_token=TOKEN, aws_endpoint_url="http://127.0.0.1:9", home=tmp_path))
     assert TestClient(app).post("/extracts", json={}).status_code == 401
 
 
@@ -116,3 +116,22 @@ def test_extract_ids_are_utc_timestamps_with_a_random_suffix_and_sort_by_time():
 def test_queue_messages_that_are_not_extract_requests_are_refused(body, says):
     with pytest.raises(InvalidExtractRequest, match=says):
         parse_request(body)
+
+
+def test_the_document_asks_for_the_token_only_when_the_service_has_one(tmp_path):
+    def post_extracts(api_token: str | None) -> dict:
+        settings = ExtractorSettings(
+            api_token=api_token, aws_endpoint_url="http://127.0.0.1:9", home=tmp_path
+        )
+        return create_app(settings).openapi()["paths"]["/extracts"]["post"]
+
+    guarded, unguarded = post_extracts(TOKEN), post_extracts(None)
+    assert guarded["security"] == [{"HTTPBearer": []}] and "401" in guarded["responses"]
+    assert "security" not in unguarded and "401" not in unguarded["responses"]
+
+
+def test_a_method_the_path_does_not_take_gets_405_naming_every_method_it_does(extractor):
+    # GET and POST /extracts are two routes; Starlette's 405 would name only the first one's method
+    response = extractor.put("/extracts")
+    assert response.status_code == 405
+    assert response.headers["Allow"] == "GET, POST"

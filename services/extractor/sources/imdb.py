@@ -21,8 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from services.extractor.exceptions import SourceUnreadable
-from services.extractor.settings import ExtractorSettings
-from services.extractor.sources.sqlite import SqliteSource, insert_movies, movies_table_ddl
+from services.extractor.sources.sqlite import insert_movies, movies_table_ddl
 from shared.logs import log_event
 from shared.schema import MOVIE_FIELDS, field_names
 
@@ -127,8 +126,3 @@ def seed_imdb_database(database: Path, archive: Path | None = None) -> int:
         partial.unlink(missing_ok=True)
     log_event(logger, "source_seeded", f"seeded source {NAME!r}: {rows} movies", source=NAME, rows=rows)
     return rows
-
-
-def imdb_source(settings: ExtractorSettings) -> SqliteSource:
-    """The IMDb movies in ``$MOVIEPIPE_HOME/sources/imdb.sqlite``, seeded on first use."""
-    return SqliteSource(NAME, settings.sources_dir / "imdb.sqlite", seed=seed_imdb_database)

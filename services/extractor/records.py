@@ -1,0 +1,272 @@
+"""From a source's rows to the movie record: field mapping, typing that never fails, the cursor's range.
+
+A source's batches arrive in its own field names and types. Each is mapped to the canonical fields
+(``[sources.NAME.columns]``, else the canonical name itself, case-insensitively), and each value is
+cast to its field's type. A value that does not fit (text in a number column, say) must not fail the
+extract: ``movies.csv``, which the transform reads, keeps it as the text it arrived as, so the
+transform rejects *that row* with a reason; ``movies.parquet`` stays typed and holds a null there.
+The manifest counts such values per field (``unfit_values``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from services.extractor.exceptions import SourceUnreadable
+from services.extractor.sources.config import BaseSource
+from shared.schema import MOVIE_FIELDS, arrow_schema
+
+IDENTITY_FIELDS = ("title", "year")
+"""What the movie key is made of (``shared.keys``): a source that has no field for one is refused."""
+_TRUE = {"true", "t", "yes", "y", "1"}
+_SHORT_BOOLEANS = pa.array(["t", "f"])
+_FALSE = {"false", "f", "no", "n", "0"}
+
+
+@dataclass(frozen=True)
+class MovieBatch:
+    """One batch in the movie record: ``as_text`` for the CSV, ``typed`` for Parquet."""
+
+    as_text: pa.RecordBatch
+    """Canonical columns; a column holding a value that did not fit is text, else typed."""
+    typed: pa.RecordBatch
+    """Exactly ``arrow_schema()``; values that did not fit are null."""
+
+
+@dataclass
+class CursorRange:
+    """The lowest and highest cursor value an extract read, kept as the source wrote them."""
+
+    column: str
+    since: str | None = None
+    low: str | None = None
+    high: str | None = None
+
+    def as_manifest(self) -> dict[str, Any]:
+        return {"column": self.column, "since": self.since, "low": self.low, "high": self.high}
+
+
+@dataclass
+class RecordMapper:
+    """Maps a source's batches to the movie record, counting what it could not use."""
+
+    source: str
+    config: BaseSource = field(default_factory=BaseSource)
+    since: str | None = None
+    rows: int = 0
+    ignored_fields: set[str] = field(default_factory=set)
+    unfit_values: Counter[str] = field(default_factory=Counter)
+    cursor: CursorRange | None = None
+
+    def __post_init__(self) -> None:
+        if self.config.cursor:
+            self.cursor = CursorRange(self.config.cursor, since=self.since)
+
+    def source_field(self, canonical: str, names: list[str]) -> str | None:
+        """The source field that feeds ``canonical``: mapped explicitly, else the same name."""
+        for source_name, target in self.config.columns.items():
+            if target == canonical:
+                return source_name if source_name in names else None
+        lowered = {name.lower(): name for name in names if name not in self.config.columns}
+        return lowered.get(canonical)
+
+    def conform(self, batch: pa.RecordBatch) -> MovieBatch:
+        """The batch in the movie record; rows below the mark of an incremental source are dropped."""
+        names = batch.schema.names
+        if self.cursor is not None:
+            batch = self._track_cursor(batch, names)
+        missing = [name for name in IDENTITY_FIELDS if self.source_field(name, names) is None]
+        if missing:
+            raise SourceUnreadable(
+                self.source,
+                f"no source field gives the movie record's {', '.join(missing)} (the source's fields: "
+                f"{', '.join(names)}); map them in [sources.{self.source}.columns]",
+            )
+        used: set[str] = set()
+        text_columns, typed_columns = [], []
+        for canonical, target in zip(MOVIE_FIELDS, arrow_schema(), strict=True):
+            source_name = self.source_field(canonical.name, names)
+            if source_name is None:
+                column = pa.nulls(batch.num_rows, target.type)
+                text_columns.append(column)
+                typed_columns.append(column)
+                continue
+            used.add(source_name)
+            as_text, typed, unfit = cast_column(batch.column(source_name), target.type)
+            if unfit:
+                self.unfit_values[canonical.name] += unfit
+            text_columns.append(as_text)
+            typed_columns.append(typed)
+        self.ignored_fields.update(name for name in names if name not in used and name != self.config.cursor)
+        self.rows += batch.num_rows
+        return MovieBatch(
+            as_text=pa.RecordBatch.from_arrays(text_columns, names=[f.name for f in MOVIE_FIELDS]),
+            typed=pa.RecordBatch.from_arrays(typed_columns, schema=arrow_schema()),
+        )
+
+    def _track_cursor(self, batch: pa.RecordBatch, names: list[str]) -> pa.RecordBatch:
+        assert self.cursor is not None
+        column = self.cursor.column
+        if column not in names:
+            raise SourceUnreadable(
+                self.source, f"the cursor column {column!r} is not among the source's fields {names}"
+            )
+        values = batch.column(column)
+        if values.null_count:
+            raise SourceUnreadable(
+                self.source, f"the cursor column {column!r} has {values.null_count} null value(s)"
+            )
+        if self.since is not None:
+            # Sources filter at the source where they can; this makes every source incremental.
+            keep = compare_cursor(values, self.since)
+            if not pc.all(keep).as_py():
+                batch = batch.filter(keep)
+                values = batch.column(column)
+        if batch.num_rows:
+            low, high = cursor_bounds(values)
+            if self.cursor.low is None or _cursor_less(low, self.cursor.low):
+                self.cursor.low = low
+            if self.cursor.high is None or _cursor_less(self.cursor.high, high):
+                self.cursor.high = high
+        return batch
+
+    def manifest_fields(self) -> dict[str, Any]:
+        """What the manifest says of the mapping: ignored source fields, unfit values, cursor range."""
+        found: dict[str, Any] = {
+            "extract_kind": "incremental" if self.since is not None else "full",
+            "ignored_fields": sorted(self.ignored_fields),
+            "unfit_values": dict(sorted(self.unfit_values.items())),
+        }
+        if self.cursor is not None:
+            found["cursor"] = self.cursor.as_manifest()
+        return found
+
+
+def cast_column(values: pa.Array, target: pa.DataType) -> tuple[pa.Array, pa.Array, int]:
+    """``(as_text, typed, unfit)``: the column typed, with what did not fit kept as text in ``as_text``."""
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    if values.type == target:
+        return values, values, 0
+    if pa.types.is_null(values.type):
+        typed = pa.nulls(len(values), target)
+        return typed, typed, 0
+    if pa.types.is_boolean(target) and (
+        pa.types.is_string(values.type) or pa.types.is_large_string(values.type)
+    ):
+        return _cast_text_to_boolean(values)
+    try:
+        typed = pc.cast(values, target)
+        return typed, typed, 0
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+        pass
+    # Some values do not fit: type them one by one, keeping the text of the ones that do not.
+    text = [_as_text(value) for value in values.to_pylist()]
+    typed_values: list[Any] = []
+    unfit = 0
+    for value in text:
+        if value is None:
+            typed_values.append(None)
+            continue
+        try:
+            typed_values.append(pc.cast(pa.array([value]), target)[0].as_py())
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+            typed_values.append(None)
+            unfit += 1
+    typed = pa.array(typed_values, type=target)
+    if not unfit:
+        return typed, typed, 0
+    as_text = pa.array(
+        [
+            original if typed_value is None else _as_text(typed_value)
+            for original, typed_value in zip(text, typed_values, strict=True)
+        ],
+        type=pa.string(),
+    )
+    return as_text, typed, unfit
+
+
+def _cast_text_to_boolean(values: pa.Array) -> tuple[pa.Array, pa.Array, int]:
+    # PostgreSQL writes booleans as t / f: the common case, done in one pass.
+    short = pc.or_(pc.is_in(values, value_set=_SHORT_BOOLEANS), pc.is_null(values))
+    if pc.all(short).as_py() is not False:
+        typed = pc.equal(values, "t")
+        return typed, typed, 0
+    lowered = pc.utf8_lower(pc.utf8_trim_whitespace(values))
+    is_true = pc.is_in(lowered, value_set=pa.array(sorted(_TRUE)))
+    is_false = pc.is_in(lowered, value_set=pa.array(sorted(_FALSE)))
+    empty = pc.equal(lowered, "")
+    fits = pc.or_kleene(pc.or_kleene(is_true, is_false), empty)
+    typed = pc.if_else(is_true, True, pc.if_else(is_false, False, pa.scalar(None, pa.bool_())))
+    unfit = len(values) - values.null_count - pc.sum(pc.cast(fits, pa.int64())).as_py() if len(values) else 0
+    if not unfit:
+        return typed, typed, 0
+    as_text = pc.if_else(pc.fill_null(fits, True), pc.cast(typed, pa.string()), values)
+    return as_text, typed, unfit
+
+
+def _as_text(value: Any) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict | list):
+        return json.dumps(value, default=str)
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return str(value)
+
+
+# -- the cursor ------------------------------------------------------------------------------------
+def _ordered(values: pa.Array) -> pa.Array:
+    """The cursor values in a type that orders them: numbers as numbers, anything else as text."""
+    if (
+        pa.types.is_integer(values.type)
+        or pa.types.is_floating(values.type)
+        or pa.types.is_temporal(values.type)
+    ):
+        return values
+    if pa.types.is_string(values.type) or pa.types.is_large_string(values.type):
+        for numeric in (pa.int64(), pa.float64()):
+            try:
+                return pc.cast(values, numeric)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                continue
+        return values
+    return pc.cast(values, pa.string())
+
+
+def cursor_bounds(values: pa.Array) -> tuple[str, str]:
+    """The lowest and highest cursor value, each as the source wrote it."""
+    ordered = _ordered(values)
+    bounds = pc.min_max(ordered)
+    low = pc.index(ordered, bounds["min"]).as_py()
+    high = pc.index(ordered, bounds["max"]).as_py()
+    text = values if pa.types.is_string(values.type) else pc.cast(values, pa.string())
+    return text[low].as_py(), text[high].as_py()
+
+
+def _cursor_less(left: str, right: str) -> bool:
+    try:
+        return float(left) < float(right)
+    except ValueError:
+        return left < right
+
+
+def compare_cursor(values: pa.Array, since: str) -> pa.Array:
+    """Which values are at or above the mark ``since`` (ties are re-read: timestamps tie often)."""
+    ordered = _ordered(values)
+    if pa.types.is_integer(ordered.type) or pa.types.is_floating(ordered.type):
+        try:
+            return pc.greater_equal(ordered, pa.scalar(float(since)))
+        except ValueError:
+            pass
+    if pa.types.is_temporal(ordered.type):
+        since = since.replace("T", " ")
+    return pc.greater_equal(pc.cast(ordered, pa.string()), since)

@@ -1,0 +1,227 @@
+"""A SQL source: a table or query in any database SQLAlchemy reaches (SQLite, PostgreSQL through psycopg).
+
+Rows stream in batches, so memory stays flat however large the table: PostgreSQL sends them with
+``COPY (SELECT …) TO STDOUT`` in binary, decoded into Arrow by ADBC's driver (rows are never Python
+objects: several times faster than a server-side cursor here), any other database through a
+server-side cursor (``stream_results``). SQLAlchemy parses the URL, finds the fields and quotes names;
+only the fields the extract needs are selected.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import pyarrow as pa
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine, make_url
+
+from services.extractor.exceptions import SourceUnreadable
+from services.extractor.sources.config import SqlSourceConfig, resolve
+from shared.schema import field_names
+
+logger = logging.getLogger(__name__)
+
+_ADBC_BATCH_BYTES = 2 << 20
+
+
+class SqlSource:
+    """Movies from a SQL table or query; ``config.seed`` creates a missing SQLite database first."""
+
+    def __init__(self, config: SqlSourceConfig):
+        self.name = config.name
+        self.config = config
+        self.unread_fields: list[str] = []
+
+    def __repr__(self) -> str:
+        return f"SqlSource({self.name!r}, kind={self.config.kind!r})"
+
+    def _engine(self) -> Engine:
+        url_text = resolve(self.config.url, self.name, "url")
+        assert url_text is not None
+        try:
+            url = make_url(url_text)
+        except sa.exc.ArgumentError as exc:
+            raise SourceUnreadable(self.name, f"url is not a SQLAlchemy URL: {exc}") from None
+        if self.config.kind == "postgres" and url.drivername in ("postgresql", "postgres"):
+            url = url.set(drivername="postgresql+psycopg")
+        if self.config.kind == "sqlite":
+            self._prepare_sqlite(url)
+        try:
+            return sa.create_engine(url)
+        except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError) as exc:
+            raise SourceUnreadable(self.name, f"cannot use url {url!r}: {exc}") from None
+
+    def _prepare_sqlite(self, url: sa.URL) -> None:
+        from pathlib import Path
+
+        if not url.database or url.database == ":memory:":
+            return
+        database = Path(url.database)
+        if database.exists():
+            return
+        if self.config.seed == "imdb":
+            from services.extractor.sources.imdb import seed_imdb_database
+
+            seed_imdb_database(database)
+            return
+        raise SourceUnreadable(self.name, f"database {database} does not exist")
+
+    # -- the statement -------------------------------------------------------------------------
+    def _relation(self, engine: Engine) -> str:
+        if self.config.query is not None:
+            return f"({self.config.query.strip().rstrip(';')}) AS source_rows"
+        quote = engine.dialect.identifier_preparer.quote
+        assert self.config.table is not None
+        return ".".join(quote(part) for part in self.config.table.split("."))
+
+    def source_fields(self, connection: Connection, relation: str) -> list[str]:
+        """The fields the table or query has, from a statement that returns no rows."""
+        result = connection.exec_driver_sql(f"SELECT * FROM {relation} WHERE 1 = 0")
+        fields = list(result.keys())
+        result.close()
+        return fields
+
+    def wanted_fields(self, fields: Sequence[str]) -> list[str]:
+        """The source fields the movie record needs: mapped ones, same-named ones, and the cursor."""
+        canonical = set(field_names())
+        wanted = []
+        for name in fields:
+            same_named = name not in self.config.columns and name.lower() in canonical
+            if name in self.config.columns or same_named or name == self.config.cursor:
+                wanted.append(name)
+        if self.config.cursor and self.config.cursor not in fields:
+            raise SourceUnreadable(
+                self.name,
+                f"the cursor column {self.config.cursor!r} is not among the source's fields {fields}",
+            )
+        return wanted
+
+    def select(self, engine: Engine, relation: str, fields: Sequence[str], since: str | None) -> str:
+        """``SELECT`` of ``fields``, at or above the mark when there is one, in cursor order."""
+        quote = engine.dialect.identifier_preparer.quote
+        columns = ", ".join(quote(name) for name in fields) or "*"
+        statement = f"SELECT {columns} FROM {relation}"
+        if self.config.cursor:
+            cursor = quote(self.config.cursor)
+            if since is not None:
+                statement += f" WHERE {cursor} >= {_PLACEHOLDER}"
+            statement += f" ORDER BY {cursor}"
+        return statement
+
+    # -- reading -------------------------------------------------------------------------------
+    def read_batches(self, batch_rows: int, since: str | None = None) -> Iterator[pa.RecordBatch]:
+        engine = self._engine()
+        try:
+            with engine.connect() as connection:
+                relation = self._relation(engine)
+                fields = self.source_fields(connection, relation)
+                wanted = self.wanted_fields(fields)
+                self.unread_fields = [name for name in fields if name not in wanted]
+                statement = self.select(engine, relation, wanted, since)
+                if engine.dialect.name == "postgresql":
+                    yield from _postgres_batches(connection, statement, since, batch_rows)
+                else:
+                    yield from _cursor_batches(connection, statement, since, wanted, batch_rows)
+        except sa.exc.SQLAlchemyError as exc:
+            where = engine.url.render_as_string(hide_password=True)
+            raise SourceUnreadable(self.name, f"{where}: {_database_error(exc)}") from None
+        finally:
+            engine.dispose()
+
+
+_PLACEHOLDER = "%(since)s"
+_STYLES = {
+    "qmark": lambda since: ("?", (since,)),
+    "numeric": lambda since: (":1", (since,)),
+    "named": lambda since: (":since", {"since": since}),
+    "format": lambda since: ("%s", (since,)),
+    "pyformat": lambda since: (_PLACEHOLDER, {"since": since}),
+}
+
+
+def _database_error(exc: sa.exc.SQLAlchemyError) -> str:
+    original = getattr(exc, "orig", None)
+    text = str(original if original is not None else exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _cursor_batches(
+    connection: Connection, statement: str, since: str | None, fields: list[str], batch_rows: int
+) -> Iterator[pa.RecordBatch]:
+    """Rows through a server-side cursor, ``batch_rows`` at a time."""
+    parameters: Any = ()
+    if since is not None:
+        # The driver's own parameter style, so nothing in a user's query is taken for a bind.
+        style = connection.dialect.paramstyle
+        if style in ("format", "pyformat"):
+            statement = statement.replace("%", "%%").replace(f"%{_PLACEHOLDER}", _PLACEHOLDER)
+        placeholder, parameters = _STYLES[style](since)
+        statement = statement.replace(_PLACEHOLDER, placeholder)
+    result = connection.execution_options(stream_results=True, yield_per=batch_rows).exec_driver_sql(
+        statement, parameters
+    )
+    names = list(result.keys())
+    for rows in result.partitions(batch_rows):
+        yield rows_to_batch(rows, names)
+
+
+def rows_to_batch(rows: Sequence[Sequence[Any]], names: Sequence[str]) -> pa.RecordBatch:
+    """Rows as one record batch, each column typed as its values are, or text where they are mixed."""
+    columns = list(zip(*rows, strict=True)) if rows else [() for _ in names]
+    arrays = []
+    for values in columns:
+        try:
+            arrays.append(pa.array(values))
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            # SQLite types each value, not the column: 1999 and 'unknown' may share one.
+            arrays.append(pa.array([None if value is None else str(value) for value in values], pa.string()))
+    return pa.RecordBatch.from_arrays(arrays, names=list(names))
+
+
+def _postgres_batches(
+    connection: Connection, statement: str, since: str | None, batch_rows: int
+) -> Iterator[pa.RecordBatch]:
+    """Rows through ADBC's PostgreSQL driver: ``COPY … TO STDOUT (FORMAT binary)`` decoded into Arrow in C.
+
+    psycopg hands a ``COPY`` over one Python call per row, which caps a read near 200,000 rows/s on
+    this machine's hardware; ADBC reads the same stream without a Python object per row. The mark is
+    quoted by psycopg as a literal, so PostgreSQL types it as the cursor column's own type.
+    """
+    import adbc_driver_postgresql.dbapi as adbc
+    from psycopg import sql as psycopg_sql
+
+    raw = connection.connection.driver_connection
+    if since is not None:
+        literal = psycopg_sql.Literal(since).as_string(raw)
+        statement = statement.replace(_PLACEHOLDER, literal)
+    uri = connection.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+    try:
+        with adbc.connect(uri) as database, database.cursor() as cursor:
+            # Smaller batches than the driver's default (16 MB) keep the extract's memory flat.
+            cursor.adbc_statement.set_options(
+                **{"adbc.postgresql.batch_size_hint_bytes": str(_ADBC_BATCH_BYTES)}
+            )
+            cursor.execute("SET TIME ZONE 'UTC'")
+            cursor.execute(statement)
+            yield from rebatch(cursor.fetch_record_batch(), batch_rows)
+    except adbc.Error as exc:
+        raise sa.exc.DBAPIError(statement, None, exc) from exc
+
+
+def rebatch(batches: Iterator[pa.RecordBatch], batch_rows: int) -> Iterator[pa.RecordBatch]:
+    """The same rows in batches of ``batch_rows`` (the last one shorter)."""
+    pending: list[pa.RecordBatch] = []
+    pending_rows = 0
+    for batch in batches:
+        pending.append(batch)
+        pending_rows += batch.num_rows
+        while pending_rows >= batch_rows:
+            table = pa.Table.from_batches(pending)
+            yield table.slice(0, batch_rows).combine_chunks().to_batches()[0]
+            rest = table.slice(batch_rows)
+            pending = rest.combine_chunks().to_batches() if rest.num_rows else []
+            pending_rows = rest.num_rows
+    if pending_rows:
+        yield pa.Table.from_batches(pending).combine_chunks().to_batches()[0]
