@@ -28,12 +28,15 @@ def stack_settings(tmp_path_factory) -> Iterator[Settings]:
         stack.stop_detached(settings, lambda step: None)
 
 
-def run_cli(settings: Settings, *args: str) -> subprocess.CompletedProcess:
-    """Run ``moviepipe ARGS`` as a user would, configured for the test stack through its environment."""
+def run_cli(settings: Settings, *args: str, columns: int = 80) -> subprocess.CompletedProcess:
+    """Run ``moviepipe ARGS`` as a user would, configured for the test stack through its environment.
+
+    ``columns`` is the width of the user's terminal (tables are cut to it).
+    """
     return subprocess.run(
         [sys.executable, "-m", "moviepipe.cli", *args],
         capture_output=True,
         text=True,
         timeout=120,
-        env=stack.child_environment(settings),
+        env={**stack.child_environment(settings), "COLUMNS": str(columns)},
     )

@@ -96,7 +96,7 @@ def test_a_postgres_source_loads_with_its_one_bad_row_rejected(stack_settings, f
     assert newest["stages"]["extractor"]["extract_kind"] == "full"
 
     # AND `moviepipe sources` lists it with its cursor
-    listed = run_cli(stack_settings, "sources")
+    listed = run_cli(stack_settings, "sources", columns=160)
     assert listed.returncode == 0 and films_source in listed.stdout and "updated_at" in listed.stdout
 
 
