@@ -233,9 +233,9 @@ def render(report: dict[str, Any]) -> str:
             "",
             f"Measured {extractor['measured_at']}: source `{extractor['source']}` "
             f"({extractor['rows']:,} rows, `moviepipe seed scaled --into postgres`), a full extract per "
-            "run in a child process as the queue handler runs it (`run_extract`): read with "
-            "`COPY … TO STDOUT` into Arrow, mapped and typed, written to CSV + Parquet, zipped, uploaded to "
-            "moto. Peak RSS is the child's own (`getrusage`).",
+            "run in a child process as the queue handler runs it (`run_extract`): read by ADBC's driver "
+            "(binary `COPY … TO STDOUT` into Arrow), mapped and typed, written to CSV + Parquet, zipped, "
+            "uploaded to moto. Peak RSS is the child's own (`getrusage`), imports and clients included.",
             "",
             f"Targets: ≥ {targets['rows_per_second']:,} rows/s, peak RSS ≤ {targets['peak_rss_mb']} MB — "
             f"{'met' if extractor['met'] else 'NOT met'}: median {extractor['median_seconds']:.2f} s = "
