@@ -225,15 +225,28 @@ def status(extract_id: Annotated[str | None, typer.Argument(help="An extract id;
 
 
 @app.command()
-def query(sql: Annotated[str, typer.Argument(help='SQL, e.g. "SELECT COUNT(*) FROM MOVIES.RAW.MOVIES"')]):
+def query(
+    sql: Annotated[str, typer.Argument(help='SQL, e.g. "SELECT COUNT(*) FROM MOVIES.RAW.MOVIES"')],
+    output_format: Annotated[
+        str, typer.Option("--format", "-f", help="table (for people), csv, or json (objects by column).")
+    ] = "table",
+) -> None:
     """Run SQL on the warehouse and print the result."""
+    from moviepipe.output import FORMATS, as_csv, as_json
     from shared.warehouse import query as run_query
 
+    if output_format not in FORMATS:
+        raise _fail(f"--format is {output_format!r}; expected one of {', '.join(FORMATS)}", 2)
     try:
         columns, rows = run_query(_settings(), sql)
     except Exception as exc:
         raise _fail(f"{type(exc).__name__}: {exc}") from exc
-    _print_rows(columns, rows)
+    if output_format == "json":
+        print(as_json(columns, rows))
+    elif output_format == "csv":
+        print(as_csv(columns, rows), end="")
+    else:
+        _print_rows(columns, rows)
 
 
 def _print_rows(columns: list[str], rows: list[tuple], title: str | None = None, count: bool = True) -> None:

@@ -119,6 +119,23 @@ def test_status_command_shows_every_stage(stack_settings, loaded_extract):
     assert "loaded" in result.stdout and "58,788" in result.stdout
 
 
+def test_query_prints_json_and_csv_for_programs(stack_settings, loaded_extract):
+    # GIVEN a loaded extract
+    extract_id, _ = loaded_extract
+    sql = (
+        "SELECT EXTRACT_ID, COUNT(*) AS ROWS_LOADED FROM MOVIES.RAW.MOVIES "
+        f"WHERE EXTRACT_ID = '{extract_id}' GROUP BY 1"
+    )
+    # WHEN a program asks for JSON, and for CSV
+    as_json = run_cli(stack_settings, "query", sql, "--format", "json")
+    as_csv = run_cli(stack_settings, "query", sql, "--format", "csv")
+    # THEN JSON is a list of objects keyed by upper-case column names, CSV a header and a record
+    assert as_json.returncode == 0, as_json.stderr
+    [record] = json.loads(as_json.stdout)
+    assert record["EXTRACT_ID"] == extract_id and record["ROWS_LOADED"] > 58_000
+    assert as_csv.stdout.splitlines() == ["EXTRACT_ID,ROWS_LOADED", f"{extract_id},{record['ROWS_LOADED']}"]
+
+
 def test_corrupt_bundle_is_quarantined_and_shown(stack_settings):
     # GIVEN a zip that is not a zip lands for an extract
     extract_id = "20261126T000000Z-0badbad0"
