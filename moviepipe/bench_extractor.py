@@ -79,9 +79,11 @@ def copy_reference(url: str, table: str) -> float:
 
 def run_once(settings: Settings, source: str) -> dict[str, Any]:
     """One extract of ``source`` in a child process: its seconds, rows, bytes and peak RSS."""
+    from deploy.provision import provision
     from moviepipe.stack import child_environment
 
     bench_settings = settings.model_copy(update={"prefix": f"{settings.prefix}-bench"})
+    provision(bench_settings)  # here, so the child's memory is the extract's alone
     env = {**child_environment(bench_settings), **aws_environment(bench_settings)}
     done = subprocess.run(
         [sys.executable, "-m", "moviepipe.bench_extractor", "--source", source],
@@ -134,8 +136,7 @@ def run_extractor_bench(
 
 
 def _child(source_name: str) -> None:
-    """Inside the child: provision the bench prefix, extract once, print the figures as JSON."""
-    from deploy.provision import provision
+    """Inside the child: extract once into the (provisioned) bench prefix, print the figures as JSON."""
     from services.extractor.extract import new_extract_id, run_extract
     from services.extractor.settings import ExtractorSettings
     from services.extractor.sources import default_sources
@@ -143,7 +144,6 @@ def _child(source_name: str) -> None:
     from shared.progress import ExtractProgress
 
     settings = ExtractorSettings()
-    provision(settings)
     source = default_sources(settings).get(source_name, settings)
     extract_id = new_extract_id()
     progress = ExtractProgress(settings)
