@@ -97,6 +97,12 @@ def run_demo(
     ports = f"{settings.extractor_port}-{settings.loader_port}"
     console.print(f"metrics:     {settings.service_url('loader')}/metrics (one per service, ports {ports})")
     console.print(f"logs:        {stack.log_dir(settings)}/")
+    from services.extractor.settings import extractor_settings
+
+    sources_file = extractor_settings(settings).sources_file
+    console.print(
+        f"sources:     moviepipe sources   (declare your own in {sources_file}; README: Declare a source)"
+    )
     console.print("stop:        moviepipe down")
     console.print("[dim](the commands are in .venv/bin/ unless the virtualenv is active)[/dim]")
     return 0
