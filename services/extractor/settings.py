@@ -10,7 +10,7 @@ from shared.settings import Settings
 class ExtractorSettings(Settings):
     """Settings of the extractor (environment prefix ``MOVIEPIPE_``)."""
 
-    batch_rows: int = 50_000
+    batch_rows: int = 30_000
     """Rows read from a source, and written to the bundle, at a time."""
 
     progress_rows: int = 200_000
