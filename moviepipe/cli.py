@@ -185,6 +185,8 @@ def seed_scaled(
 
     if into not in ("sqlite", "postgres"):
         raise _fail(f"--into is {into!r}; expected sqlite or postgres", 2)
+    if url and into != "postgres":
+        raise _fail("--url names a PostgreSQL database; it goes with --into postgres", 2)
     settings = extractor_settings(_settings())
     sources_file = ensure_sources_file(settings.sources_file)
     with Progress(console=console, transient=True) as bar:
@@ -201,6 +203,11 @@ def seed_scaled(
         except Exception as exc:
             raise _fail(f"seeding failed: {type(exc).__name__}: {exc}") from exc
     console.print(f"[green]source {name!r}[/green] registered in {sources_file}: {rows:,} rows")
+    if url and "@" in url and ":" in url.split("@", 1)[0].split("//", 1)[-1]:
+        console.print(
+            "the password is not written to the sources file: set PGPASSWORD (or ~/.pgpass) where the "
+            "extractor runs"
+        )
     console.print(f"extract it with: moviepipe extract {name} --wait")
 
 

@@ -40,9 +40,13 @@ EXTRACT_ID_PATTERN = re.compile(r"^\d{8}T\d{6}Z-[0-9a-f]{8}$")
 
 
 def new_extract_id(at: datetime | None = None) -> str:
-    """A new extract id that sorts by time: ``20261126T041700Z-3f9c2a1b``."""
-    at = at or datetime.now(UTC)
-    return f"{at.astimezone(UTC):%Y%m%dT%H%M%SZ}-{secrets.token_hex(4)}"
+    """A new extract id that sorts by time, to the millisecond: ``20261126T041700Z-3e7c2a1b``.
+
+    The suffix is the millisecond in three hex digits, then five random ones: two extracts requested
+    in the same second still sort in the order they were requested (the high-water mark relies on it).
+    """
+    at = (at or datetime.now(UTC)).astimezone(UTC)
+    return f"{at:%Y%m%dT%H%M%SZ}-{at.microsecond // 1000:03x}{secrets.token_hex(3)[:5]}"
 
 
 def landing_key(source: str, extract_id: str) -> str:
@@ -95,7 +99,9 @@ def run_extract(
 
     config = getattr(source, "config", None) or BaseSource()
     since = None if full_refresh or not config.cursor else state.get(source.name)["high_water_mark"]
-    mapper = RecordMapper(source.name, config, since=since)
+    mapper = RecordMapper(
+        source.name, config, since=since, filter_since=not getattr(source, "filters_since", False)
+    )
     kind = "incremental" if since is not None else "full"
 
     started = time.perf_counter()

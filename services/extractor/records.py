@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -59,6 +60,9 @@ class RecordMapper:
     source: str
     config: BaseSource = field(default_factory=BaseSource)
     since: str | None = None
+    filter_since: bool = True
+    """Drop rows below the mark here; off for a source that filters at the source (SQL, an API with
+    ``since_param``): what the source itself returned as at or above the mark is never dropped."""
     rows: int = 0
     ignored_fields: set[str] = field(default_factory=set)
     unfit_values: Counter[str] = field(default_factory=Counter)
@@ -122,8 +126,8 @@ class RecordMapper:
             raise SourceUnreadable(
                 self.source, f"the cursor column {column!r} has {values.null_count} null value(s)"
             )
-        if self.since is not None:
-            # Sources filter at the source where they can; this makes every source incremental.
+        if self.since is not None and self.filter_since:
+            # For a source that cannot filter (an API without since_param): this makes it incremental.
             keep = compare_cursor(values, self.since)
             if not pc.all(keep).as_py():
                 batch = batch.filter(keep)
@@ -152,6 +156,7 @@ def cast_column(values: pa.Array, target: pa.DataType) -> tuple[pa.Array, pa.Arr
     """``(as_text, typed, unfit)``: the column typed, with what did not fit kept as text in ``as_text``."""
     if isinstance(values, pa.ChunkedArray):
         values = values.combine_chunks()
+    values = _storage(values)
     if values.type == target:
         return values, values, 0
     if pa.types.is_null(values.type):
@@ -224,49 +229,64 @@ def _as_text(value: Any) -> str | None:
 
 
 # -- the cursor ------------------------------------------------------------------------------------
-def _ordered(values: pa.Array) -> pa.Array:
-    """The cursor values in a type that orders them: numbers as numbers, anything else as text."""
+def _storage(values: pa.Array) -> pa.Array:
+    """The values without an extension type (ADBC hands PostgreSQL's numeric over as one)."""
+    return values.storage if isinstance(values.type, pa.BaseExtensionType) else values
+
+
+def _ordering(values: pa.Array) -> Callable[[pa.Array], pa.Array]:
+    """How to make these cursor values, and a mark of the same kind, compare as what they are.
+
+    Numbers as numbers, timestamps as instants (text in ISO 8601 whatever its fraction or zone
+    spelling), anything else as text.
+    """
+    values = _storage(values)
     if (
         pa.types.is_integer(values.type)
         or pa.types.is_floating(values.type)
-        or pa.types.is_temporal(values.type)
+        or pa.types.is_decimal(values.type)
     ):
-        return values
-    if pa.types.is_string(values.type) or pa.types.is_large_string(values.type):
-        for numeric in (pa.int64(), pa.float64()):
-            try:
-                return pc.cast(values, numeric)
-            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-                continue
-        return values
-    return pc.cast(values, pa.string())
+        return lambda array: pc.cast(_storage(array), pa.float64())
+    if pa.types.is_temporal(values.type):
+        target = values.type
+        return lambda array: pc.cast(_storage(array), target)
+    if not (pa.types.is_string(values.type) or pa.types.is_large_string(values.type)):
+        return lambda array: pc.cast(_storage(array), pa.string())
+    for target in (pa.int64(), pa.float64(), pa.timestamp("us", tz="UTC"), pa.timestamp("us")):
+        try:
+            pc.cast(values, target)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            continue
+        return lambda array, target=target: pc.cast(_storage(array), target)
+    return _storage
+
+
+def _text_array(values: pa.Array) -> pa.Array:
+    values = _storage(values)
+    return values if pa.types.is_string(values.type) else pc.cast(values, pa.string())
 
 
 def cursor_bounds(values: pa.Array) -> tuple[str, str]:
     """The lowest and highest cursor value, each as the source wrote it."""
-    ordered = _ordered(values)
+    ordered = _ordering(values)(values)
     bounds = pc.min_max(ordered)
     low = pc.index(ordered, bounds["min"]).as_py()
     high = pc.index(ordered, bounds["max"]).as_py()
-    text = values if pa.types.is_string(values.type) else pc.cast(values, pa.string())
+    text = _text_array(values)
     return text[low].as_py(), text[high].as_py()
 
 
 def _cursor_less(left: str, right: str) -> bool:
-    try:
-        return float(left) < float(right)
-    except ValueError:
-        return left < right
+    pair = pa.array([left, right])
+    ordered = _ordering(pair)(pair)
+    return pc.less(ordered[0], ordered[1]).as_py()
 
 
 def compare_cursor(values: pa.Array, since: str) -> pa.Array:
     """Which values are at or above the mark ``since`` (ties are re-read: timestamps tie often)."""
-    ordered = _ordered(values)
-    if pa.types.is_integer(ordered.type) or pa.types.is_floating(ordered.type):
-        try:
-            return pc.greater_equal(ordered, pa.scalar(float(since)))
-        except ValueError:
-            pass
-    if pa.types.is_temporal(ordered.type):
-        since = since.replace("T", " ")
-    return pc.greater_equal(pc.cast(ordered, pa.string()), since)
+    order = _ordering(values)
+    try:
+        mark = order(pa.array([since]))[0]
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return pc.greater_equal(_text_array(values), since)
+    return pc.greater_equal(order(values), mark)

@@ -502,3 +502,28 @@ def test_an_extract_of_an_api_lands_every_record_in_the_movie_record(provisioned
     assert manifest.model_extra["unfit_values"] == {"year": 1}
     assert manifest.model_extra["ignored_fields"] == ["genres", "id"]
     assert records[0]["budget"] == "" and records[0]["title"] == "Movie 001"
+
+
+def test_a_next_link_to_another_host_is_refused_and_sent_no_credentials(server: Api, base_url: str):
+    from fastapi.responses import JSONResponse as Json
+
+    # GIVEN an API whose first page links to another host (127.0.0.2 is another host on loopback)
+    port = base_url.rsplit(":", 1)[1]
+    elsewhere = f"http://127.0.0.2:{port}/plain"
+
+    @server.app.get("/leaky")
+    def leaky() -> Json:
+        return Json({"items": MOVIES[:5], "links": {"next": elsewhere}})
+
+    source = http_source(
+        f"{base_url}/leaky?api_key=not-for-logs",
+        records_path="items",
+        pagination={"style": "next", "next_path": "links.next"},
+        auth={"kind": "bearer", "token": "tok"},
+    )
+    before = len(server.requests)
+    # WHEN it is read THEN it stops at the link, naming the other host; the key is not shown
+    with pytest.raises(SourceUnreadable, match=r"leads to another host \(http://127.0.0.2:") as raised:
+        read_all(source)
+    assert "not-for-logs" not in raised.value.message and "api_key=***" in raised.value.message
+    assert [path for path, _, _ in server.requests[before:]] == ["/leaky"]

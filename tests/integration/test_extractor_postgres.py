@@ -200,3 +200,47 @@ def test_the_mark_text_round_trips_through_postgres(imdb_postgres, postgres_engi
             {"mark": IMDB_UPDATED_FROM},
         ).scalar()
     assert first == IMDB_MOVIES
+
+
+def test_a_numeric_cursor_is_compared_as_a_number(provisioned, imdb_postgres, postgres_engine):
+    # GIVEN an incremental source whose cursor is a PostgreSQL numeric (9.5 < 10.0 < 100 as numbers)
+    with postgres_engine.begin() as connection:
+        connection.exec_driver_sql(f"ALTER TABLE {imdb_postgres}.movies ADD COLUMN score numeric")
+        connection.exec_driver_sql(f"UPDATE {imdb_postgres}.movies SET score = 9.5")
+        connection.exec_driver_sql(f"UPDATE {imdb_postgres}.movies SET score = 10.0 WHERE id = 2")
+        connection.exec_driver_sql(f"UPDATE {imdb_postgres}.movies SET score = 100 WHERE id = 3")
+    source = postgres_source(imdb_postgres, cursor="score")
+    # WHEN it is extracted twice
+    first = extract(provisioned, source)
+    second = extract(provisioned, source)
+    # THEN the mark is the numerically highest value, and the second extract re-reads only that row
+    assert first.rows == IMDB_MOVIES and first.high_water_mark == "100"
+    assert second.rows == 1 and second.extract_kind == "incremental"
+
+
+def test_a_query_with_a_percent_sign_and_a_trailing_comment_is_read(provisioned, imdb_postgres):
+    # GIVEN a query using LIKE '...%' and the modulo operator, ending in a comment
+    source = postgres_source(
+        imdb_postgres,
+        table=None,
+        query=f"SELECT * FROM {imdb_postgres}.movies WHERE title LIKE 'Star %' AND id % 2 = 0 -- even ones",
+    )
+    # WHEN it is extracted THEN it reads what the query selects
+    result = extract(provisioned, source)
+    _, records, _ = landed_bundle(provisioned, result.extract_id)
+    assert result.rows == len(records) > 0
+    assert all(record["title"].startswith("Star ") for record in records)
+
+
+def test_a_mapping_from_a_field_the_table_lacks_is_refused_naming_it(provisioned, imdb_postgres):
+    source = postgres_source(imdb_postgres, columns={"runtime_minute": "length"})
+    with pytest.raises(SourceUnreadable, match=r"maps 'runtime_minute', which the source does not have"):
+        extract(provisioned, source)
+
+
+def test_a_password_in_the_url_query_string_is_not_shown(provisioned, imdb_postgres):
+    url = f"{POSTGRES_URL}?password=SuperS3cretPW&connect_timeout=5"
+    source = SqlSource(SqlSourceConfig(name="films", kind="postgres", url=url, table=f"{imdb_postgres}.nope"))
+    with pytest.raises(SourceUnreadable) as raised:
+        extract(provisioned, source)
+    assert "SuperS3cretPW" not in raised.value.message and "nope" in raised.value.message

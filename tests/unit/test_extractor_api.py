@@ -105,6 +105,16 @@ def test_extract_ids_are_utc_timestamps_with_a_random_suffix_and_sort_by_time():
     assert new_extract_id() != new_extract_id()
 
 
+def test_extract_ids_of_the_same_second_sort_by_millisecond():
+    # GIVEN ids requested a millisecond apart, many times over (the random part must not decide)
+    start = datetime(2026, 11, 26, 4, 17, 0, 998_000, tzinfo=UTC)
+    for _ in range(50):
+        earlier, later = new_extract_id(start - timedelta(milliseconds=1)), new_extract_id(start)
+        # THEN the later one always sorts after the earlier one
+        assert earlier < later
+    assert new_extract_id(start).startswith("20261126T041700Z-3e6")
+
+
 @pytest.mark.parametrize(
     ("body", "says"),
     [

@@ -159,3 +159,32 @@ def test_a_value_that_does_not_fit_goes_through_as_text_and_is_counted(tmp_path:
     assert batches[0].as_text.column("year").to_pylist() == ["nineteen", "1999"]
     assert batches[0].typed.column("year").to_pylist() == [None, 1999]
     assert mapper.manifest_fields()["unfit_values"] == {"year": 1}
+
+
+@pytest.mark.parametrize(
+    ("values", "since", "kept", "high"),
+    [
+        (["9.5", "10.0", "100"], "9.5", [True, True, True], "100"),
+        (
+            ["2024-01-03T00:00:00Z", "2024-01-03T00:00:00.500000Z", "2024-01-02T00:00:00Z"],
+            "2024-01-03T00:00:00Z",
+            [True, True, False],
+            "2024-01-03T00:00:00.500000Z",
+        ),
+        (["b", "a", "c"], "b", [True, False, True], "c"),
+    ],
+    ids=["numbers-as-text", "iso-timestamps-as-text", "plain-text"],
+)
+def test_cursor_values_compare_as_what_they_are(values, since, kept, high):
+    from services.extractor.records import compare_cursor, cursor_bounds
+
+    array = pa.array(values)
+    assert compare_cursor(array, since).to_pylist() == kept
+    assert cursor_bounds(array)[1] == high
+
+
+def test_a_trailing_comment_in_a_sqlite_query_does_not_break_it(tmp_path: Path, archive: Path):
+    database = tmp_path / "imdb.sqlite"
+    seed_imdb_database(database, archive)
+    source = SqliteSource("imdb", database, table=None, query="SELECT * FROM movies -- every one")
+    assert read_all(source).num_rows == 3

@@ -504,6 +504,8 @@ def test_the_registry_keeps_the_last_good_sources_when_the_file_turns_bad(
     assert len(refusals) == 1
     assert refusals[0].levelno == logging.ERROR
     assert "'tabel'" in refusals[0].getMessage() and "source 'films'" in refusals[0].getMessage()
+    # AND the registry says why, for GET /sources and a 404 to show
+    assert registry.problem is not None and "'tabel'" in registry.problem
 
 
 def test_a_bad_file_is_logged_once_and_a_fixed_file_is_read_again(
@@ -522,7 +524,7 @@ def test_a_bad_file_is_logged_once_and_a_fixed_file_is_read_again(
     events = [getattr(record, "event", None) for record in caplog.records]
     assert events.count("sources_file_refused") == 1
     assert "sources_file_read" in events
-    assert names == ["features"]
+    assert names == ["features"] and registry.problem is None
 
 
 # -- the default file -----------------------------------------------------------------------------

@@ -100,7 +100,10 @@ def request_extract(
 ) -> ExtractAccepted:
     """Queue an extract of ``source``; it runs in the background, follow it at ``status_url``."""
     if body.source not in sources:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, UnknownSource(body.source, sources.names).message)
+        detail = UnknownSource(body.source, sources.names).message
+        if getattr(sources, "problem", None):
+            detail += f" (the sources file was refused as it is now: {sources.problem})"
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail)
     extract_id = new_extract_id()
     try:
         state.claim(body.source, extract_id)

@@ -31,6 +31,10 @@ class SourceSummary(BaseModel):
 
 class SourceList(BaseModel):
     sources: list[SourceSummary]
+    problem: str | None = Field(
+        None,
+        description="Why the sources file as it is now was refused; the sources listed are the last good",
+    )
 
 
 def describe(config: SqlSourceConfig | HttpSourceConfig | None) -> dict[str, Any]:
@@ -88,4 +92,4 @@ def list_sources(sources: SourcesDep, state: StateDep) -> SourceList:
                 **state.get(name),
             )
         )
-    return SourceList(sources=found)
+    return SourceList(sources=found, problem=getattr(sources, "problem", None))

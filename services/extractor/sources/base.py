@@ -103,6 +103,8 @@ class FileSourceRegistry(SourceRegistry):
 
     def __init__(self, path: Path):
         self.path = path
+        self.problem: str | None = None
+        """Why the file as it is now was refused (the sources as last read are in use), if it was."""
         self._stamp = self._file_stamp()
         super().__init__()
         self._load(load_sources_file(path))
@@ -127,8 +129,10 @@ class FileSourceRegistry(SourceRegistry):
         try:
             self._load(load_sources_file(self.path))
         except SourcesFileError as exc:
+            self.problem = exc.message
             log_event(logger, "sources_file_refused", exc.message, level=logging.ERROR)
             return
+        self.problem = None
         log_event(logger, "sources_file_read", f"read {len(self._factories)} source(s) from {self.path}")
 
     @property

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -39,6 +40,9 @@ class _Retryable(Exception):
         self.retry_after = retry_after
 
 
+_SECRET_PARAMETER = re.compile(r"key|token|secret|passw|auth|sig|credential", re.IGNORECASE)
+
+
 @dataclass(frozen=True)
 class _Page:
     number: int
@@ -48,8 +52,14 @@ class _Page:
     """The URL came from a secret, so its query (an API key, say) must not be shown."""
 
     def __str__(self) -> str:
-        shown = self.url.path if self.redact_query else self.url.raw_path.decode("ascii", "replace")
-        return f"page {self.number} (GET {shown})"
+        if self.redact_query or not self.url.query:
+            return f"page {self.number} (GET {self.url.path})"
+        # A key in the url's query string is as secret as a header: its value is never shown.
+        shown = "&".join(
+            f"{name}={'***' if _SECRET_PARAMETER.search(name) else value}"
+            for name, value in self.url.params.multi_items()
+        )
+        return f"page {self.number} (GET {self.url.path}?{shown})"
 
 
 class HttpSource:
@@ -66,6 +76,7 @@ class HttpSource:
     ):
         self.name = config.name
         self.config = config
+        self.filters_since = config.since_param is not None  # the API is sent the mark
         self.client = client
         """A client to use (and leave open); without one, each read opens and closes its own."""
         self.retry_after_max = retry_after_max
@@ -152,11 +163,20 @@ class HttpSource:
                 return base, {pagination.cursor_param: _scalar_text(following)}
             if not pagination.cursor_param and isinstance(following, str):
                 try:
-                    return base.join(following), {}
+                    target = base.join(following)
                 except httpx.InvalidURL as exc:
                     raise SourceUnreadable(
                         self.name, f"{page}: the next link at {pagination.next_path!r} is not a valid URL"
                     ) from exc
+                if (target.scheme, target.host, target.port) != (base.scheme, base.host, base.port):
+                    # The source's credentials go with every request: never to a host it did not name.
+                    raise SourceUnreadable(
+                        self.name,
+                        f"{page}: the next link at {pagination.next_path!r} leads to another host "
+                        f"({target.scheme}://{target.host}{f':{target.port}' if target.port else ''}); "
+                        "the source's credentials are sent only to the host of its url",
+                    )
+                return target, {}
             wanted = "a cursor" if pagination.cursor_param else "a URL"
             raise SourceUnreadable(
                 self.name, f"{page}: {pagination.next_path!r} is {_json_type(following)}, not {wanted}"

@@ -128,6 +128,15 @@ def seed_postgres(url: str, table: str, rows: int, progress: Progress | None = N
         engine.dispose()
 
 
+def without_password(url: str) -> str:
+    """The URL as it may be written in the sources file: no password (libpq reads PGPASSWORD or
+    ~/.pgpass where the extractor runs)."""
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    return parsed._replace(password=None).render_as_string(hide_password=False) if parsed.password else url
+
+
 def register_source(sources_file: Path, name: str, body: dict[str, str]) -> None:
     """Add (or replace) ``[sources.NAME]`` in the sources file, keeping its comments and other sources."""
     document = (
@@ -166,7 +175,7 @@ def seed_scaled(
         body = {"kind": "sqlite", "url": f"sqlite:///{database.resolve()}", "table": table}
     else:
         seed_postgres(postgres_url, table, rows, progress)
-        body = {"kind": "postgres", "url": postgres_url, "table": table}
+        body = {"kind": "postgres", "url": without_password(postgres_url), "table": table}
     register_source(sources_file, name, {"description": description, **body})
     log_event(
         logger,

@@ -33,6 +33,7 @@ class SqlSource:
         self.name = config.name
         self.config = config
         self.unread_fields: list[str] = []
+        self.filters_since = True  # the mark is a WHERE clause
 
     def __repr__(self) -> str:
         return f"SqlSource({self.name!r}, kind={self.config.kind!r})"
@@ -71,14 +72,18 @@ class SqlSource:
     # -- the statement -------------------------------------------------------------------------
     def _relation(self, engine: Engine) -> str:
         if self.config.query is not None:
-            return f"({self.config.query.strip().rstrip(';')}) AS source_rows"
+            # The newline ends a trailing "-- comment" before the wrapper's closing parenthesis.
+            return f"({self.config.query.strip().rstrip(';')}\n) AS source_rows"
         quote = engine.dialect.identifier_preparer.quote
         assert self.config.table is not None
         return ".".join(quote(part) for part in self.config.table.split("."))
 
     def source_fields(self, connection: Connection, relation: str) -> list[str]:
         """The fields the table or query has, from a statement that returns no rows."""
-        result = connection.exec_driver_sql(f"SELECT * FROM {relation} WHERE 1 = 0")
+        statement = f"SELECT * FROM {relation} WHERE 1 = 0"
+        if connection.dialect.paramstyle in ("format", "pyformat"):
+            statement = statement.replace("%", "%%")  # psycopg reads % as a placeholder (LIKE '10%', a % b)
+        result = connection.exec_driver_sql(statement)
         fields = list(result.keys())
         result.close()
         return fields
@@ -91,6 +96,13 @@ class SqlSource:
             same_named = name not in self.config.columns and name.lower() in canonical
             if name in self.config.columns or same_named or name == self.config.cursor:
                 wanted.append(name)
+        missing = sorted(set(self.config.columns) - set(fields))
+        if missing:
+            raise SourceUnreadable(
+                self.name,
+                f"[sources.{self.name}.columns] maps {', '.join(repr(name) for name in missing)}, which the "
+                f"source does not have (its fields: {', '.join(fields)})",
+            )
         if self.config.cursor and self.config.cursor not in fields:
             raise SourceUnreadable(
                 self.name,
@@ -125,7 +137,8 @@ class SqlSource:
                 else:
                     yield from _cursor_batches(connection, statement, since, wanted, batch_rows)
         except sa.exc.SQLAlchemyError as exc:
-            where = engine.url.render_as_string(hide_password=True)
+            # Neither the password nor the query string (which may carry one) is shown.
+            where = engine.url.set(query={}).render_as_string(hide_password=True)
             raise SourceUnreadable(self.name, f"{where}: {_database_error(exc)}") from None
         finally:
             engine.dispose()
