@@ -12,9 +12,9 @@ from moviepipe import stack
 from moviepipe.client import ApiError, ExtractorClient
 from shared.settings import STAGES, Settings
 
-RECONCILIATION_SQL = (
+BATCHES_SQL = (
     "SELECT EXTRACT_ID, SOURCE, ROWS_EXTRACTED, ROWS_LOADED, ROWS_REJECTED, ROWS_DUPLICATE, STATUS "
-    "FROM MOVIES.AUDIT.RECONCILIATION WHERE EXTRACT_ID = '{extract_id}'"
+    "FROM MOVIES.AUDIT.BATCHES WHERE EXTRACT_ID = '{extract_id}'"
 )
 SAMPLE_SQL = (
     "SELECT TITLE, YEAR, RATING, VOTES, MPAA FROM MOVIES.RAW.MOVIES "
@@ -69,11 +69,11 @@ def run_demo(
         return 1
 
     console.rule(f"loaded in {elapsed:.1f}s")
-    columns, rows = query(settings, RECONCILIATION_SQL.format(extract_id=extract_id))
+    columns, rows = query(settings, BATCHES_SQL.format(extract_id=extract_id))
     show(
         ["column", "value"],
         list(zip(columns, rows[0], strict=True)),
-        title="MOVIES.AUDIT.RECONCILIATION",
+        title="MOVIES.AUDIT.BATCHES",
         count=False,
     )
     show(

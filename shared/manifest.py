@@ -131,7 +131,7 @@ def new_manifest(
         name=f"movies-{extract_id}".lower(),
         extract_id=extract_id,
         source=source,
-        extracted_at=extracted_at or datetime.now(UTC).isoformat(timespec="seconds"),
+        extracted_at=extracted_at or datetime.now(UTC).isoformat(timespec="microseconds"),
         stage=stage,
         row_counts=row_counts,
         resources=resources,

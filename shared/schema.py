@@ -1,7 +1,10 @@
 """The canonical movie record, defined once.
 
 Every other shape of it is derived here: the Arrow schema of the extract, the Spark ``StructType`` the
-transform reads with, the warehouse DDL and the manifest's Frictionless Table Schema.
+transform reads with, the warehouse DDL and the manifest's Frictionless Table Schema. Each field also says
+what it is in the star schema: an attribute of ``DIM_MOVIE`` (Type 1: a change overwrites every version;
+Type 2: a change opens a new version), a measure of ``FACT_MOVIE_RATING``, or both; the loader's merge
+statements are generated from that.
 """
 
 from __future__ import annotations
@@ -25,6 +28,10 @@ class Field:
     minimum: float | None = None
     maximum: float | None = None
     enum: tuple[str, ...] | None = None
+    scd: int | None = None
+    """Slowly changing dimension type of this attribute in ``DIM_MOVIE`` (1 or 2); None: not an attribute."""
+    measure: bool = False
+    """Whether ``FACT_MOVIE_RATING`` carries it, per movie per extract."""
 
     @property
     def constraints(self) -> dict[str, Any]:
@@ -42,20 +49,33 @@ class Field:
 
 GENRES = ("action", "animation", "comedy", "drama", "documentary", "romance", "short")
 MPAA_RATINGS = ("G", "PG", "PG-13", "R", "NC-17")
+TYPE_1 = 1  # a change overwrites the attribute in every version of the movie
+TYPE_2 = 2  # a change closes the movie's current version and opens a new one
 
 MOVIE_FIELDS: tuple[Field, ...] = (
-    Field("title", "string", "Title as listed on IMDb", required=True),
-    Field("year", "integer", "Year of release", required=True, minimum=1888, maximum=2100),
-    Field("length", "integer", "Running time in minutes", required=True, minimum=1, maximum=6000),
-    Field("budget", "integer", "Budget in US dollars, when known", minimum=0),
-    Field("rating", "number", "Average IMDb user rating", required=True, minimum=1, maximum=10),
-    Field("votes", "integer", "Number of IMDb users who rated the movie", required=True, minimum=0),
+    # Title and year make the movie key, so a change to either that keeps the key is a correction of
+    # formatting: Type 1.
+    Field("title", "string", "Title as listed on IMDb", required=True, scd=TYPE_1),
+    Field("year", "integer", "Year of release", required=True, minimum=1888, maximum=2100, scd=TYPE_1),
+    Field("length", "integer", "Running time in minutes", required=True, minimum=1, maximum=6000, scd=TYPE_2),
+    Field("budget", "integer", "Budget in US dollars, when known", minimum=0, scd=TYPE_2, measure=True),
+    Field("rating", "number", "Average IMDb user rating", required=True, minimum=1, maximum=10, measure=True),
+    Field(
+        "votes", "integer", "Number of IMDb users who rated the movie", required=True, minimum=0, measure=True
+    ),
     *(
-        Field(f"r{n}", "number", f"Percentage of users who rated the movie {n}", minimum=0, maximum=100)
+        Field(
+            f"r{n}",
+            "number",
+            f"Percentage of users who rated the movie {n}",
+            minimum=0,
+            maximum=100,
+            measure=True,
+        )
         for n in range(1, 11)
     ),
-    Field("mpaa", "string", "MPAA rating, when rated", enum=MPAA_RATINGS),
-    *(Field(genre, "boolean", f"Whether the movie is listed as {genre}") for genre in GENRES),
+    Field("mpaa", "string", "MPAA rating, when rated", enum=MPAA_RATINGS, scd=TYPE_2),
+    *(Field(genre, "boolean", f"Whether the movie is listed as {genre}", scd=TYPE_2) for genre in GENRES),
 )
 """The movie as extracted from a source: the columns of ``movies.csv`` / ``movies.parquet``."""
 
@@ -81,6 +101,21 @@ _SPARK = {"string": "StringType", "integer": "LongType", "number": "DoubleType",
 
 def field_names(fields: tuple[Field, ...] = MOVIE_FIELDS) -> list[str]:
     return [f.name for f in fields]
+
+
+def type1_fields(fields: tuple[Field, ...] = MOVIE_FIELDS) -> tuple[Field, ...]:
+    """``DIM_MOVIE``'s Type 1 attributes: overwritten in place in every version."""
+    return tuple(f for f in fields if f.scd == TYPE_1)
+
+
+def type2_fields(fields: tuple[Field, ...] = MOVIE_FIELDS) -> tuple[Field, ...]:
+    """``DIM_MOVIE``'s Type 2 attributes: a change opens a new version."""
+    return tuple(f for f in fields if f.scd == TYPE_2)
+
+
+def measure_fields(fields: tuple[Field, ...] = MOVIE_FIELDS) -> tuple[Field, ...]:
+    """``FACT_MOVIE_RATING``'s measures."""
+    return tuple(f for f in fields if f.measure)
 
 
 def arrow_schema(fields: tuple[Field, ...] = MOVIE_FIELDS) -> pa.Schema:

@@ -1,4 +1,4 @@
-"""Create what the loader needs in the warehouse: database, schemas, file format, stage, tables.
+"""Create what the loader needs in the warehouse: database, schemas, file format, stage, tables, views.
 
 Every statement is idempotent, so this runs at each start (and before the first load of a process).
 """
@@ -29,6 +29,17 @@ def bootstrap(settings: Settings, *, storage_integration: str | None = None) -> 
             storage_integration=storage_integration,
             existing_tables=existing,
         )
+        if existing:
+            # Tables an earlier version made: add the columns it did not have.
+            cursor.execute(statements.table_column_names(database))
+            present: dict[str, set[str]] = {}
+            for table, column in cursor.fetchall():
+                present.setdefault(table, set()).add(column)
+            run += [
+                statement
+                for table in sorted(existing & set(statements.table_columns()))
+                for statement in statements.add_missing_columns(database, table, present.get(table, set()))
+            ]
         for statement in run:
             cursor.execute(statement)
     log_event(

@@ -11,6 +11,7 @@ import hashlib
 import posixpath
 import re
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from botocore.exceptions import ClientError
 from pydantic import ValidationError
@@ -55,6 +56,9 @@ class ArchiveBundle:
     manifest_uri: str
     row_counts: dict[str, int]
     files: tuple[ArchiveFile, ...]
+    extract_kind: str = "full"
+    extracted_at: str = ""
+    """When the extract was taken, UTC, as the warehouse's ``TIMESTAMP_NTZ`` reads it."""
 
     @property
     def stage_prefix(self) -> str:
@@ -92,9 +96,26 @@ def read_bundle(settings: Settings, created: ObjectCreated) -> ArchiveBundle:
         source=location.source,
         extract_id=location.extract_id,
         manifest_uri=created.uri,
-        row_counts={name: manifest.row_counts[name] for name in REQUIRED_COUNTS},
+        row_counts={
+            name: manifest.row_counts[name]
+            for name in (*REQUIRED_COUNTS, "unzipped")
+            if name in manifest.row_counts
+        },
         files=files,
+        extract_kind=manifest.extract_kind,
+        extracted_at=warehouse_time(manifest.extracted_at, where=created.uri),
     )
+
+
+def warehouse_time(moment: str, *, where: str) -> str:
+    """An ISO 8601 time as UTC without a zone, to the microsecond (a time without a zone is taken as UTC)."""
+    try:
+        parsed = datetime.fromisoformat(moment)
+    except ValueError as exc:
+        raise UnreadableManifest(f"extracted_at {moment!r} is not an ISO 8601 time", where=where) from exc
+    if parsed.tzinfo is not None:
+        parsed = parsed.astimezone(UTC).replace(tzinfo=None)
+    return parsed.isoformat(sep=" ", timespec="microseconds")
 
 
 def read_manifest(settings: Settings, created: ObjectCreated, location: BundleLocation) -> Manifest:

@@ -18,6 +18,7 @@ from services.loader.bootstrap import bootstrap
 from services.loader.bundle import ArchiveBundle, locate, read_bundle
 from services.loader.exceptions import BadBundle, UnexpectedKey
 from services.loader.load import LOAD_SKIPPED, LoadResult, load_bundle
+from services.loader.merge import merge_star
 from services.loader.metrics import METRICS, LoaderMetrics
 from services.loader.quarantine import already_quarantined, copy_bundle, quarantine_uri, refusal, write_reason
 from services.loader.reconcile import RECONCILED, Reconciliation, reconcile
@@ -85,8 +86,10 @@ class Loader:
             bundle = read_bundle(self.settings, created)
             self.progress.record(bundle.extract_id, STAGE, RUNNING, manifest=created.uri)
             with connect(self.settings) as connection:
-                result = load_bundle(connection, self.settings.warehouse_database, bundle)
-                reconciliation = reconcile(connection, self.settings.warehouse_database, bundle)
+                database = self.settings.warehouse_database
+                result = load_bundle(connection, database, bundle)
+                merge_star(connection, database, extract_id=bundle.extract_id)
+                reconciliation = reconcile(connection, database, bundle)
         except BadBundle as error:
             self._quarantine(created, error)
             return
@@ -141,7 +144,7 @@ class Loader:
             event="extract_not_reconciled",
             message=f"extract {bundle.extract_id} did not reconcile: {reconciliation.explain()}",
             extract_id=bundle.extract_id,
-            details={"counts": counts, "table": f"{database}.AUDIT.RECONCILIATION"},
+            details={"counts": counts, "table": f"{database}.AUDIT.BATCHES"},
         )
 
     def _quarantine(self, created: ObjectCreated, error: BadBundle) -> None:

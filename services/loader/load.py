@@ -114,7 +114,13 @@ def _copy_file(cursor: Any, database: str, bundle: ArchiveBundle, file: ArchiveF
         status = LOAD_SKIPPED
     cursor.execute(
         statements.stamp_copied_rows(database, target),
-        {"file_name": file.uri, "extract_id": bundle.extract_id},
+        {
+            "file_name": file.uri,
+            "extract_id": bundle.extract_id,
+            "source": bundle.source,
+            "extract_kind": bundle.extract_kind,
+            "extracted_at": bundle.extracted_at,
+        },
     )
     _record_load(cursor, database, bundle, file, target, status, rows_loaded)
     log_event(

@@ -1,10 +1,11 @@
-"""Reconcile an extract: rows extracted = rows loaded + rows rejected (with a reason) + duplicates removed.
+"""Reconcile an extract: rows extracted = rows loaded + rows rejected (with a reason) + duplicates removed,
+and every loaded row merged into the star schema.
 
-Loaded and rejected rows are counted from what the warehouse holds (``RAW.MOVIES``, ``AUDIT.REJECTS``), the
-extracted and duplicate counts come from the manifest; the outcome is MERGEd into the extract's one
-``AUDIT.RECONCILIATION`` row. It runs after the load commits (the local warehouse cannot MERGE inside a
-transaction that has already written), and only reads committed rows, so running it again after a crash
-gives the same answer.
+Loaded and rejected rows are counted from what the warehouse holds (``RAW.MOVIES``, ``AUDIT.REJECTS``), what
+merging did from ``AUDIT.MERGES``, the extracted and duplicate counts come from the manifest; the outcome is
+MERGEd into the extract's one ``AUDIT.BATCHES`` row. It runs after the load and the merge commit (the local
+warehouse cannot MERGE inside a transaction that has already written), and only reads committed rows, so
+running it again after a crash gives the same answer.
 """
 
 from __future__ import annotations
@@ -35,6 +36,15 @@ class Reconciliation:
     rows_loaded: int
     rows_rejected: int
     rows_duplicate: int
+    rows_merged: int | None = None
+    """Rows of the extract merged into the star schema; None while it is not merged."""
+    versions_opened: int = 0
+    changed_in_place: int = 0
+    movies_closed: int = 0
+    rows_unzipped: int | None = None
+    rows_clean: int | None = None
+    extract_kind: str = "full"
+    extracted_at: str | None = None
 
     @property
     def accounted(self) -> int:
@@ -42,7 +52,8 @@ class Reconciliation:
 
     @property
     def status(self) -> str:
-        return RECONCILED if self.rows_extracted == self.accounted else FAILED
+        conserved = self.rows_extracted == self.accounted
+        return RECONCILED if conserved and self.rows_merged == self.rows_loaded else FAILED
 
     def counts(self) -> dict[str, int]:
         """The counts as the extract's progress record carries them."""
@@ -51,13 +62,26 @@ class Reconciliation:
             "loaded": self.rows_loaded,
             "rejected": self.rows_rejected,
             "duplicates": self.rows_duplicate,
+            "merged": self.rows_merged or 0,
+            "versions_opened": self.versions_opened,
+            "changed_in_place": self.changed_in_place,
+            "movies_closed": self.movies_closed,
         }
 
     def explain(self) -> str:
-        return (
-            f"extracted {self.rows_extracted} != loaded {self.rows_loaded} + rejected {self.rows_rejected}"
-            f" + duplicates {self.rows_duplicate} (= {self.accounted})"
-        )
+        problems = []
+        if self.rows_extracted != self.accounted:
+            problems.append(
+                f"extracted {self.rows_extracted} != loaded {self.rows_loaded}"
+                f" + rejected {self.rows_rejected} + duplicates {self.rows_duplicate} (= {self.accounted})"
+            )
+        if self.rows_merged is None:
+            problems.append("not merged into the star schema")
+        elif self.rows_merged != self.rows_loaded:
+            problems.append(
+                f"merged {self.rows_merged} of {self.rows_loaded} loaded rows into the star schema"
+            )
+        return "; ".join(problems) or "reconciled"
 
     def parameters(self) -> dict[str, Any]:
         return {
@@ -67,6 +91,14 @@ class Reconciliation:
             "rows_loaded": self.rows_loaded,
             "rows_rejected": self.rows_rejected,
             "rows_duplicate": self.rows_duplicate,
+            "rows_unzipped": self.rows_unzipped,
+            "rows_clean": self.rows_clean,
+            "rows_merged": self.rows_merged,
+            "versions_opened": self.versions_opened,
+            "changed_in_place": self.changed_in_place,
+            "movies_closed": self.movies_closed,
+            "extract_kind": self.extract_kind,
+            "extracted_at": self.extracted_at,
             "status": self.status,
         }
 
@@ -76,16 +108,34 @@ def reconcile(connection: SnowflakeConnection, database: str, bundle: ArchiveBun
     cursor = connection.cursor()
     cursor.execute(statements.count_extract_rows(database), {"extract_id": bundle.extract_id})
     rows_loaded, rows_rejected = cursor.fetchone()
+    cursor.execute(statements.merged_extract(database), {"extract_id": bundle.extract_id})
+    merged = cursor.fetchone()
+    counts = bundle.row_counts
     reconciliation = Reconciliation(
         extract_id=bundle.extract_id,
         source=bundle.source,
-        rows_extracted=bundle.row_counts["extracted"],
+        rows_extracted=counts["extracted"],
         rows_loaded=int(rows_loaded),
         rows_rejected=int(rows_rejected),
-        rows_duplicate=bundle.row_counts["duplicates"],
+        rows_duplicate=counts["duplicates"],
+        # The transform read the unzipped file: what it counted in is what unzipping delivered.
+        rows_unzipped=counts.get("unzipped", counts["extracted"]),
+        rows_clean=counts.get("clean"),
+        extract_kind=bundle.extract_kind,
+        extracted_at=bundle.extracted_at or None,
+        **(
+            dict(
+                rows_merged=int(merged[0]),
+                versions_opened=int(merged[1]),
+                changed_in_place=int(merged[2]),
+                movies_closed=int(merged[3]),
+            )
+            if merged
+            else {}
+        ),
     )
     try:
-        cursor.execute(statements.merge_reconciliation(database), reconciliation.parameters())
+        cursor.execute(statements.merge_batch(database), reconciliation.parameters())
     except DatabaseError as exc:
         if exc.sqlstate in _CONFLICT_STATES:
             raise LoadConflict(f"extract {bundle.extract_id} was reconciled concurrently: {exc.msg}") from exc

@@ -13,14 +13,20 @@ from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 
+from services.loader import star
 from shared.schema import CLEAN_MOVIE_FIELDS, REJECT_FIELDS, Field, field_names, snowflake_columns
 
 SCHEMAS = ("RAW", "AUDIT", "ANALYTICS")
 FILE_FORMAT = "RAW.ARCHIVE_CSV"
 STAGE = "RAW.ARCHIVE"
 
-# Where a loaded row came from and when: what Snowpipe's METADATA$FILENAME and load time give.
-LOAD_METADATA_COLUMNS = ("FILE_NAME VARCHAR", "LOADED_AT TIMESTAMP_NTZ DEFAULT CURRENT_TIMESTAMP()")
+# Where a loaded row came from and when: what Snowpipe's METADATA$FILENAME and load time give, and the
+# extract's source, kind and time, which a stream on RAW carries to the star schema's merge.
+LOAD_METADATA_COLUMNS = (
+    "FILE_NAME VARCHAR",
+    "LOADED_AT TIMESTAMP_NTZ DEFAULT CURRENT_TIMESTAMP()",
+    *star.RAW_EXTRACT_COLUMNS,
+)
 
 AUDIT_COLUMNS: dict[str, tuple[str, ...]] = {
     "AUDIT.LOAD_HISTORY": (
@@ -34,13 +40,22 @@ AUDIT_COLUMNS: dict[str, tuple[str, ...]] = {
         # Snowflake records but does not enforce it; the local DuckDB refuses a second commit of a file.
         "PRIMARY KEY (FILE_NAME)",
     ),
-    "AUDIT.RECONCILIATION": (
+    # One row per extract: its rows at every stage, what merging it did, and whether they reconcile.
+    "AUDIT.BATCHES": (
         "EXTRACT_ID VARCHAR NOT NULL",
         "SOURCE VARCHAR",
+        "EXTRACT_KIND VARCHAR",
+        "EXTRACTED_AT TIMESTAMP_NTZ",
         "ROWS_EXTRACTED NUMBER(38,0)",
-        "ROWS_LOADED NUMBER(38,0)",
+        "ROWS_UNZIPPED NUMBER(38,0)",
+        "ROWS_CLEAN NUMBER(38,0)",
         "ROWS_REJECTED NUMBER(38,0)",
         "ROWS_DUPLICATE NUMBER(38,0)",
+        "ROWS_LOADED NUMBER(38,0)",
+        "ROWS_MERGED NUMBER(38,0)",
+        "VERSIONS_OPENED NUMBER(38,0)",
+        "CHANGED_IN_PLACE NUMBER(38,0)",
+        "MOVIES_CLOSED NUMBER(38,0)",
         "STATUS VARCHAR",
         "RECONCILED_AT TIMESTAMP_NTZ",
         "PRIMARY KEY (EXTRACT_ID)",
@@ -89,6 +104,7 @@ def table_columns() -> dict[str, list[str]]:
     """Every table the loader creates, with its column definitions."""
     tables = {target.table: target.ddl_columns for target in TARGETS.values()}
     tables.update({table: list(columns) for table, columns in AUDIT_COLUMNS.items()})
+    tables.update({table: list(columns) for table, columns in star.TABLES.items()})
     return tables
 
 
@@ -144,7 +160,29 @@ def bootstrap_statements(
         for table, columns in table_columns().items()
         if table not in existing_tables
     ]
+    statements.append(star.seed_genres(database))
+    statements += [view.format(database=database).strip() for view in star.views().values()]
     return statements
+
+
+def add_missing_columns(database: str, table: str, present: set[str]) -> list[str]:
+    """``ALTER TABLE`` statements adding the columns a table made by an earlier version lacks."""
+    wanted = table_columns()[table]
+    return [
+        f"ALTER TABLE {identifier(database)}.{table} ADD COLUMN IF NOT EXISTS {column}"
+        for column in wanted
+        if not column.startswith("PRIMARY KEY") and column.split()[0] not in present
+    ]
+
+
+def table_column_names(database: str) -> str:
+    """``SCHEMA.TABLE`` and column name of every column of the loader's tables, one per row."""
+    return (
+        f"SELECT TABLE_SCHEMA || '.' || TABLE_NAME, COLUMN_NAME FROM {identifier(database)}"
+        ".INFORMATION_SCHEMA.COLUMNS WHERE TABLE_SCHEMA IN ("
+        + ", ".join(literal(schema) for schema in SCHEMAS)
+        + ")"
+    )
 
 
 def existing_tables(database: str) -> str:
@@ -201,5 +239,16 @@ def count_extract_rows(database: str) -> str:
     return from_file("count_extract_rows", database)
 
 
-def merge_reconciliation(database: str) -> str:
-    return from_file("merge_reconciliation", database)
+def merge_batch(database: str) -> str:
+    return from_file("merge_batch", database)
+
+
+def merged_extract(database: str) -> str:
+    return from_file("merged_extract", database)
+
+
+def star_merge(database: str) -> list[str]:
+    """The star schema's merge, every statement of ``sql/star/`` in order, for ``database``."""
+    folder = resources.files("services.loader.sql").joinpath("star")
+    names = sorted(entry.name for entry in folder.iterdir() if entry.name.endswith(".sql"))
+    return [folder.joinpath(name).read_text().format(database=identifier(database)) for name in names]

@@ -63,7 +63,7 @@ def test_extract_is_loaded_and_reconciles_against_the_source(stack_settings, loa
     _, rows = query(
         stack_settings,
         "SELECT ROWS_EXTRACTED, ROWS_LOADED, ROWS_REJECTED, ROWS_DUPLICATE, STATUS "
-        f"FROM MOVIES.AUDIT.RECONCILIATION WHERE EXTRACT_ID = '{extract_id}'",
+        f"FROM MOVIES.AUDIT.BATCHES WHERE EXTRACT_ID = '{extract_id}'",
     )
     (extracted, loaded, rejected, duplicates, status), *_ = rows
     assert status == "RECONCILED"
@@ -102,7 +102,7 @@ def test_replayed_events_load_nothing_twice(stack_settings, loaded_extract):
     assert (
         scalar(
             stack_settings,
-            f"SELECT STATUS FROM MOVIES.AUDIT.RECONCILIATION WHERE EXTRACT_ID = '{extract_id}'",
+            f"SELECT STATUS FROM MOVIES.AUDIT.BATCHES WHERE EXTRACT_ID = '{extract_id}'",
         )
         == "RECONCILED"
     )

@@ -40,7 +40,7 @@ def reconciliation(settings, extract_id: str) -> dict:
     columns, rows = query(
         settings,
         "SELECT ROWS_EXTRACTED, ROWS_LOADED, ROWS_REJECTED, ROWS_DUPLICATE, STATUS "
-        f"FROM MOVIES.AUDIT.RECONCILIATION WHERE EXTRACT_ID = '{extract_id}'",
+        f"FROM MOVIES.AUDIT.BATCHES WHERE EXTRACT_ID = '{extract_id}'",
     )
     return dict(zip(columns, rows[0], strict=True))
 

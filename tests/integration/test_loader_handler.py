@@ -187,7 +187,7 @@ def count(settings: Settings, table: str, extract_id: str) -> int:
 def reconciliation(settings: Settings, extract_id: str) -> list[dict[str, Any]]:
     columns, rows = query(
         settings,
-        f"SELECT * FROM {settings.warehouse_database}.AUDIT.RECONCILIATION WHERE EXTRACT_ID = %(e)s",
+        f"SELECT * FROM {settings.warehouse_database}.AUDIT.BATCHES WHERE EXTRACT_ID = %(e)s",
         {"e": extract_id},
     )
     return [dict(zip(columns, row, strict=True)) for row in rows]
@@ -274,7 +274,16 @@ def test_a_bundle_loads_into_raw_and_audit_and_reconciles(warehouse_settings, ar
     assert row["STATUS"] == "RECONCILED" and row["SOURCE"] == SOURCE
     progress = loader_progress(settings, bundle.extract_id)
     assert progress["status"] == "succeeded"
-    assert progress["counts"] == {"extracted": 8, "loaded": 5, "rejected": 2, "duplicates": 1}
+    assert progress["counts"] == {
+        "extracted": 8,
+        "loaded": 5,
+        "rejected": 2,
+        "duplicates": 1,
+        "merged": 5,
+        "versions_opened": 5,
+        "changed_in_place": 0,
+        "movies_closed": 0,
+    }
 
 
 def test_a_replayed_or_duplicated_event_loads_nothing_twice(warehouse_settings, archive_bundle):

@@ -10,8 +10,11 @@ from services.loader.reconcile import FAILED, RECONCILED, Reconciliation
 from shared.events import ObjectCreated
 
 
-def reconciliation(extracted: int, loaded: int, rejected: int, duplicates: int) -> Reconciliation:
-    return Reconciliation("e1", "imdb", extracted, loaded, rejected, duplicates)
+def reconciliation(
+    extracted: int, loaded: int, rejected: int, duplicates: int, merged: int | None = -1
+) -> Reconciliation:
+    merged = loaded if merged == -1 else merged
+    return Reconciliation("e1", "imdb", extracted, loaded, rejected, duplicates, rows_merged=merged)
 
 
 def test_an_extract_reconciles_when_every_extracted_row_is_accounted_for():
@@ -21,7 +24,16 @@ def test_an_extract_reconciles_when_every_extracted_row_is_accounted_for():
 
     # THEN it is RECONCILED, with the counts the progress record shows
     assert outcome.status == RECONCILED
-    assert outcome.counts() == {"extracted": 10, "loaded": 7, "rejected": 2, "duplicates": 1}
+    assert outcome.counts() == {
+        "extracted": 10,
+        "loaded": 7,
+        "rejected": 2,
+        "duplicates": 1,
+        "merged": 7,
+        "versions_opened": 0,
+        "changed_in_place": 0,
+        "movies_closed": 0,
+    }
 
 
 @pytest.mark.parametrize(("loaded", "rejected", "duplicates"), [(6, 2, 1), (8, 2, 1), (0, 0, 0)])
@@ -34,6 +46,17 @@ def test_an_extract_fails_when_rows_are_missing_or_extra(loaded, rejected, dupli
     assert outcome.status == FAILED
     assert outcome.explain().startswith("extracted 10 != loaded")
     assert f"(= {loaded + rejected + duplicates})" in outcome.explain()
+
+
+@pytest.mark.parametrize(("merged", "why"), [(None, "not merged"), (6, "merged 6 of 7 loaded rows")])
+def test_an_extract_fails_when_its_loaded_rows_are_not_all_merged(merged, why):
+    # GIVEN every row accounted for, but the star schema short of the loaded rows
+    # WHEN reconciled
+    outcome = reconciliation(10, 7, 2, 1, merged=merged)
+
+    # THEN it FAILED, saying what is missing
+    assert outcome.status == FAILED
+    assert why in outcome.explain()
 
 
 def test_the_manifest_key_names_source_and_extract():

@@ -31,6 +31,9 @@ def test_raw_movies_has_every_clean_movie_field_in_order_then_load_metadata():
     assert columns[len(expected) :] == [
         "FILE_NAME VARCHAR",
         "LOADED_AT TIMESTAMP_NTZ DEFAULT CURRENT_TIMESTAMP()",
+        "SOURCE VARCHAR",
+        "EXTRACT_KIND VARCHAR",
+        "EXTRACTED_AT TIMESTAMP_NTZ",
     ]
 
 
@@ -52,6 +55,9 @@ def test_rejects_table_has_every_reject_field_then_load_metadata():
         "RECORD",
         "FILE_NAME",
         "LOADED_AT",
+        "SOURCE",
+        "EXTRACT_KIND",
+        "EXTRACTED_AT",
     ]
 
 
@@ -65,8 +71,8 @@ def test_audit_tables_have_the_columns_dashboards_and_the_cli_read():
         for table, columns in tables.items()
     }
 
-    # THEN the load history has one row per file and the reconciliation one row per extract
-    assert set(tables) == {"RAW.MOVIES", "AUDIT.REJECTS", "AUDIT.LOAD_HISTORY", "AUDIT.RECONCILIATION"}
+    # THEN the load history has one row per file and the batch audit one row per extract
+    assert {"RAW.MOVIES", "AUDIT.REJECTS", "AUDIT.LOAD_HISTORY", "AUDIT.BATCHES"} <= set(tables)
     assert names["AUDIT.LOAD_HISTORY"] == [
         "FILE_NAME",
         "FILE_HASH",
@@ -77,13 +83,21 @@ def test_audit_tables_have_the_columns_dashboards_and_the_cli_read():
         "LOADED_AT",
     ]
     assert "PRIMARY KEY (FILE_NAME)" in tables["AUDIT.LOAD_HISTORY"]
-    assert names["AUDIT.RECONCILIATION"] == [
+    assert names["AUDIT.BATCHES"] == [
         "EXTRACT_ID",
         "SOURCE",
+        "EXTRACT_KIND",
+        "EXTRACTED_AT",
         "ROWS_EXTRACTED",
-        "ROWS_LOADED",
+        "ROWS_UNZIPPED",
+        "ROWS_CLEAN",
         "ROWS_REJECTED",
         "ROWS_DUPLICATE",
+        "ROWS_LOADED",
+        "ROWS_MERGED",
+        "VERSIONS_OPENED",
+        "CHANGED_IN_PLACE",
+        "MOVIES_CLOSED",
         "STATUS",
         "RECONCILED_AT",
     ]
@@ -95,9 +109,12 @@ def test_bootstrap_creates_database_schemas_format_stage_and_tables_idempotently
     run = statements.bootstrap_statements("MOVIES", "moviepipe-archive")
 
     # THEN every statement is safe to run again: data-holding objects are created if missing, and the
-    # stage and file format (which hold none) are replaced, so the definitions in code are the ones in use
-    assert all(" IF NOT EXISTS " in s or s.startswith("CREATE OR REPLACE ") for s in run)
-    assert [s for s in run if " OR REPLACE " in s] == [
+    # stage, file format and views (which hold none) are replaced, so the definitions in code are the
+    # ones in use; the genres are inserted where missing
+    assert all(
+        " IF NOT EXISTS " in s or s.startswith("CREATE OR REPLACE ") or " NOT IN (SELECT " in s for s in run
+    )
+    assert [s for s in run if " OR REPLACE " in s and " VIEW " not in s] == [
         statements.create_file_format("MOVIES"),
         statements.create_stage("MOVIES", "moviepipe-archive"),
     ]
@@ -110,11 +127,20 @@ def test_bootstrap_creates_database_schemas_format_stage_and_tables_idempotently
     assert "SKIP_HEADER = 1" in file_format and "FIELD_OPTIONALLY_ENCLOSED_BY = '\"'" in file_format
     assert "EMPTY_FIELD_AS_NULL = TRUE" in file_format
     created = [s.split()[5] for s in run if s.startswith("CREATE TABLE")]
-    assert created == [
+    assert created[:4] == [
         "MOVIES.RAW.MOVIES",
         "MOVIES.AUDIT.REJECTS",
         "MOVIES.AUDIT.LOAD_HISTORY",
-        "MOVIES.AUDIT.RECONCILIATION",
+        "MOVIES.AUDIT.BATCHES",
+    ]
+    for table in ("DIM_MOVIE", "DIM_GENRE", "BRIDGE_MOVIE_GENRE", "DIM_YEAR", "FACT_MOVIE_RATING"):
+        assert f"MOVIES.ANALYTICS.{table}" in created
+    views = [s.split()[4] for s in run if s.startswith("CREATE OR REPLACE VIEW")]
+    assert views == [
+        "MOVIES.ANALYTICS.V_MOVIE_HISTORY",
+        "MOVIES.ANALYTICS.V_RATINGS_BY_GENRE_DECADE",
+        "MOVIES.ANALYTICS.V_TOP_MOVIES",
+        "MOVIES.ANALYTICS.V_BUDGET_VS_RATING",
     ]
 
 
@@ -173,18 +199,19 @@ def test_statements_from_sql_files_are_qualified_with_the_database():
         "record_load": statements.record_load("T_1"),
         "stamp": statements.stamp_copied_rows("T_1", statements.TARGETS["movies"]),
         "count": statements.count_extract_rows("T_1"),
-        "merge": statements.merge_reconciliation("T_1"),
+        "merge": statements.merge_batch("T_1"),
+        **{f"star {n}": text for n, text in enumerate(statements.star_merge("T_1"))},
     }
 
     # THEN every table is in that database, and no placeholder is left unfilled
     for text in texts.values():
         assert "{" not in text
-        assert all(ref.startswith("T_1.") for ref in re.findall(r"\b\w+\.(?:RAW|AUDIT)\.\w+", text))
-    assert texts["stamp"].endswith(
-        "UPDATE T_1.RAW.MOVIES\nSET FILE_NAME = %(file_name)s\n"
-        "WHERE FILE_NAME IS NULL AND EXTRACT_ID = %(extract_id)s\n"
-    )
-    assert texts["merge"].count("MERGE INTO T_1.AUDIT.RECONCILIATION") == 1
+        assert all(ref.startswith("T_1.") for ref in re.findall(r"\b\w+\.(?:RAW|AUDIT|ANALYTICS)\.\w+", text))
+        code = "\n".join(line for line in text.splitlines() if not line.startswith("--"))
+        assert not re.search(r"(?<![\w.])(?:RAW|AUDIT|ANALYTICS)\.\w", code)
+    assert "UPDATE T_1.RAW.MOVIES\nSET\n    FILE_NAME = %(file_name)s," in texts["stamp"]
+    assert texts["stamp"].endswith("WHERE FILE_NAME IS NULL AND EXTRACT_ID = %(extract_id)s\n")
+    assert texts["merge"].count("MERGE INTO T_1.AUDIT.BATCHES") == 1
     assert "WHEN NOT MATCHED THEN INSERT" in texts["merge"]
 
 
