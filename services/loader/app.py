@@ -31,7 +31,8 @@ def create_app(settings: Settings | None = None, *, storage_integration: str | N
     if settings is None:
         settings = LoaderSettings()
         storage_integration = settings.archive_storage_integration
-    loader = Loader(settings, METRICS, storage_integration=storage_integration)
+    merge = settings.merge_star if isinstance(settings, LoaderSettings) else True
+    loader = Loader(settings, METRICS, storage_integration=storage_integration, merge=merge)
 
     def bootstrap_at_startup() -> None:
         """Bootstrap the warehouse, waiting a while for it; if it stays away, the first load tries again."""

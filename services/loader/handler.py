@@ -41,11 +41,17 @@ class Loader:
     """Loads the bundles that archive manifests announce, one manifest at a time."""
 
     def __init__(
-        self, settings: Settings, metrics: LoaderMetrics, *, storage_integration: str | None = None
+        self,
+        settings: Settings,
+        metrics: LoaderMetrics,
+        *,
+        storage_integration: str | None = None,
+        merge: bool = True,
     ) -> None:
         self.settings = settings
         self.metrics = metrics
         self.storage_integration = storage_integration
+        self.merge = merge
         self.progress = ExtractProgress(settings)
         self._bootstrapped = False
         self._bootstrap_lock = threading.Lock()
@@ -88,8 +94,9 @@ class Loader:
             with connect(self.settings) as connection:
                 database = self.settings.warehouse_database
                 result = load_bundle(connection, database, bundle)
-                merge_star(connection, database, extract_id=bundle.extract_id)
-                reconciliation = reconcile(connection, database, bundle)
+                if self.merge:
+                    merge_star(connection, database, extract_id=bundle.extract_id)
+                reconciliation = reconcile(connection, database, bundle, merged_here=self.merge)
         except BadBundle as error:
             self._quarantine(created, error)
             return
@@ -195,16 +202,20 @@ def make_handler(
     *,
     metrics: LoaderMetrics | None = None,
     storage_integration: str | None = None,
+    merge: bool = True,
 ) -> Handler:
-    """``handler(event, context)`` loading the bundles of the archive manifests an event names."""
-    loader = Loader(settings, metrics or METRICS, storage_integration=storage_integration)
+    """``handler(event, context)`` loading the bundles of the archive manifests an event names (and
+    merging them into the star schema, unless ``merge`` is false)."""
+    loader = Loader(settings, metrics or METRICS, storage_integration=storage_integration, merge=merge)
     return s3_event_handler(loader.process)
 
 
 @functools.cache
 def _default_handler() -> Handler:
     settings = LoaderSettings()
-    return make_handler(settings, storage_integration=settings.archive_storage_integration)
+    return make_handler(
+        settings, storage_integration=settings.archive_storage_integration, merge=settings.merge_star
+    )
 
 
 def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:

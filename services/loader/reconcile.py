@@ -45,6 +45,8 @@ class Reconciliation:
     rows_clean: int | None = None
     extract_kind: str = "full"
     extracted_at: str | None = None
+    merge_required: bool = True
+    """False where Snowflake's tasks merge later: the load reconciles on its own counts."""
 
     @property
     def accounted(self) -> int:
@@ -53,7 +55,8 @@ class Reconciliation:
     @property
     def status(self) -> str:
         conserved = self.rows_extracted == self.accounted
-        return RECONCILED if conserved and self.rows_merged == self.rows_loaded else FAILED
+        merged = self.rows_merged == self.rows_loaded or not self.merge_required
+        return RECONCILED if conserved and merged else FAILED
 
     def counts(self) -> dict[str, int]:
         """The counts as the extract's progress record carries them."""
@@ -75,9 +78,9 @@ class Reconciliation:
                 f"extracted {self.rows_extracted} != loaded {self.rows_loaded}"
                 f" + rejected {self.rows_rejected} + duplicates {self.rows_duplicate} (= {self.accounted})"
             )
-        if self.rows_merged is None:
+        if self.merge_required and self.rows_merged is None:
             problems.append("not merged into the star schema")
-        elif self.rows_merged != self.rows_loaded:
+        elif self.merge_required and self.rows_merged != self.rows_loaded:
             problems.append(
                 f"merged {self.rows_merged} of {self.rows_loaded} loaded rows into the star schema"
             )
@@ -103,8 +106,13 @@ class Reconciliation:
         }
 
 
-def reconcile(connection: SnowflakeConnection, database: str, bundle: ArchiveBundle) -> Reconciliation:
-    """Count the extract's rows in the warehouse, and record the reconciliation."""
+def reconcile(
+    connection: SnowflakeConnection, database: str, bundle: ArchiveBundle, *, merged_here: bool = True
+) -> Reconciliation:
+    """Count the extract's rows in the warehouse, and record the reconciliation.
+
+    ``merged_here``: the loader merged the extract just now, so every loaded row must be merged.
+    """
     cursor = connection.cursor()
     cursor.execute(statements.count_extract_rows(database), {"extract_id": bundle.extract_id})
     rows_loaded, rows_rejected = cursor.fetchone()
@@ -123,16 +131,8 @@ def reconcile(connection: SnowflakeConnection, database: str, bundle: ArchiveBun
         rows_clean=counts.get("clean"),
         extract_kind=bundle.extract_kind,
         extracted_at=bundle.extracted_at or None,
-        **(
-            dict(
-                rows_merged=int(merged[0]),
-                versions_opened=int(merged[1]),
-                changed_in_place=int(merged[2]),
-                movies_closed=int(merged[3]),
-            )
-            if merged
-            else {}
-        ),
+        **_merged(merged, int(rows_loaded)),
+        merge_required=merged_here,
     )
     try:
         cursor.execute(statements.merge_batch(database), reconciliation.parameters())
@@ -141,3 +141,17 @@ def reconcile(connection: SnowflakeConnection, database: str, bundle: ArchiveBun
             raise LoadConflict(f"extract {bundle.extract_id} was reconciled concurrently: {exc.msg}") from exc
         raise
     return reconciliation
+
+
+def _merged(row: tuple | None, rows_loaded: int) -> dict[str, int]:
+    """What ``AUDIT.MERGES`` says merging the extract did; nothing while it is not merged."""
+    if row is None:
+        # An extract whose every row was refused has nothing to merge.
+        return {"rows_merged": 0} if rows_loaded == 0 else {}
+    merged, opened, changed, closed = (int(value) for value in row)
+    return {
+        "rows_merged": merged,
+        "versions_opened": opened,
+        "changed_in_place": changed,
+        "movies_closed": closed,
+    }

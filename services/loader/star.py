@@ -333,15 +333,14 @@ SELECT
     r.MOVIE_KEY,
     r.EXTRACT_ID,
     {_columns(*TYPE1, prefix="r.")},
-    EXISTS (
-        SELECT 1 FROM {{database}}.ANALYTICS.DIM_MOVIE AS d
-        WHERE d.MOVIE_KEY = r.MOVIE_KEY AND (
-            {changed}
-        )
+    -- Every version has the same Type 1 values, so the current one stands for all.
+    d.MOVIE_KEY IS NOT NULL AND (
+        {changed}
     ) AS CHANGED
 FROM {{database}}.RAW.MOVIES AS r
 JOIN extracts AS e ON e.EXTRACT_ID = r.EXTRACT_ID
 JOIN {{database}}.AUDIT.MERGE_AFFECTED AS a ON a.MOVIE_KEY = r.MOVIE_KEY
+LEFT JOIN {{database}}.ANALYTICS.DIM_MOVIE AS d ON d.MOVIE_KEY = r.MOVIE_KEY AND d.IS_CURRENT
 QUALIFY ROW_NUMBER() OVER (PARTITION BY r.MOVIE_KEY ORDER BY e.EXTRACTED_AT DESC, e.EXTRACT_ID DESC) = 1
 """
 
@@ -526,21 +525,31 @@ SELECT
     p.SOURCE,
     p.EXTRACT_KIND,
     p.EXTRACTED_AT,
-    (SELECT COUNT(*) FROM {database}.RAW.MOVIES AS r WHERE r.EXTRACT_ID = p.EXTRACT_ID),
-    (
-        SELECT COUNT(*) FROM {database}.AUDIT.MERGE_VERSIONS AS v
-        WHERE v.OPENED_BY_EXTRACT = p.EXTRACT_ID AND v.IS_NEW AND NOT v.IS_DELETED
-    ),
-    (
-        SELECT COUNT(*) FROM {database}.AUDIT.MERGE_TYPE1 AS t
-        WHERE t.EXTRACT_ID = p.EXTRACT_ID AND t.CHANGED
-    ),
-    (
-        SELECT COUNT(*) FROM {database}.AUDIT.MERGE_VERSIONS AS v
-        WHERE v.OPENED_BY_EXTRACT = p.EXTRACT_ID AND v.IS_NEW AND v.IS_DELETED
-    ),
+    COALESCE(r.ROWS_MERGED, 0),
+    COALESCE(v.VERSIONS_OPENED, 0),
+    COALESCE(t.CHANGED_IN_PLACE, 0),
+    COALESCE(v.MOVIES_CLOSED, 0),
     CURRENT_TIMESTAMP()
 FROM {database}.AUDIT.MERGE_PENDING AS p
+LEFT JOIN (
+    SELECT EXTRACT_ID, COUNT(*) AS ROWS_MERGED
+    FROM {database}.RAW.MOVIES
+    WHERE EXTRACT_ID IN (SELECT EXTRACT_ID FROM {database}.AUDIT.MERGE_PENDING)
+    GROUP BY EXTRACT_ID
+) AS r ON r.EXTRACT_ID = p.EXTRACT_ID
+LEFT JOIN (
+    SELECT
+        OPENED_BY_EXTRACT,
+        SUM(IFF(IS_NEW AND NOT IS_DELETED, 1, 0)) AS VERSIONS_OPENED,
+        SUM(IFF(IS_NEW AND IS_DELETED, 1, 0)) AS MOVIES_CLOSED
+    FROM {database}.AUDIT.MERGE_VERSIONS
+    GROUP BY OPENED_BY_EXTRACT
+) AS v ON v.OPENED_BY_EXTRACT = p.EXTRACT_ID
+LEFT JOIN (
+    SELECT EXTRACT_ID, SUM(IFF(CHANGED, 1, 0)) AS CHANGED_IN_PLACE
+    FROM {database}.AUDIT.MERGE_TYPE1
+    GROUP BY EXTRACT_ID
+) AS t ON t.EXTRACT_ID = p.EXTRACT_ID
 WHERE p.EXTRACT_ID NOT IN (SELECT EXTRACT_ID FROM {database}.AUDIT.MERGES)
 """,
         ),
@@ -565,6 +574,32 @@ WHERE EXTRACT_ID NOT IN (SELECT EXTRACT_ID FROM {database}.AUDIT.MERGES)
     AND EXTRACT_ID NOT IN (SELECT EXTRACT_ID FROM {database}.AUDIT.MERGE_PENDING)
 """,
 )
+
+
+TRANSACTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    (
+        "dimension",
+        (
+            "clear_affected",
+            "clear_versions",
+            "clear_type1",
+            "affected_movies",
+            "recompute_versions",
+            "type1_values",
+            "remove_replaced_genres",
+            "remove_replaced_versions",
+            "insert_versions",
+            "insert_genres",
+            "overwrite_type1",
+        ),
+    ),
+    ("facts", ("insert_years", "insert_facts", "repoint_facts")),
+    ("record", ("record_merges", "clear_pending")),
+)
+"""Where the steps may commit, in Snowflake's task graph (locally the loader runs them all in one
+transaction). Each group, committed whole, leaves a state from which the whole merge can run again from
+its start and give the same result; a group cut short would not (between removing and re-inserting
+versions, the replaced ones exist only in a work table that a new run empties first)."""
 
 
 def step_files() -> dict[str, str]:
@@ -690,9 +725,12 @@ def sql_folder() -> Path:
 
 def write_files(folder: Path | None = None) -> list[Path]:
     """Write ``sql/star/*.sql`` from the declaration, removing files of steps that no longer exist."""
-    folder = folder or sql_folder()
+    return write_sql_files(folder or sql_folder(), step_files())
+
+
+def write_sql_files(folder: Path, wanted: dict[str, str]) -> list[Path]:
+    """Make ``folder``'s ``.sql`` files exactly ``wanted`` (name → text); the paths written."""
     folder.mkdir(parents=True, exist_ok=True)
-    wanted = step_files()
     for stale in folder.glob("*.sql"):
         if stale.name not in wanted:
             stale.unlink()

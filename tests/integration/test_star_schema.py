@@ -20,7 +20,7 @@ import pyarrow.csv as pacsv
 import pytest
 
 from services.loader import handler as loader_handler
-from services.loader import merge
+from services.loader import merge, star, statements
 from services.loader.handler import make_handler
 from services.loader.star import OPEN_VALID_TO, UNCLASSIFIED
 from shared.aws import client
@@ -29,7 +29,7 @@ from shared.keys import movie_key
 from shared.manifest import MANIFEST_NAME, describe_file, new_manifest
 from shared.schema import CLEAN_MOVIE_FIELDS, GENRES, REJECT_FIELDS, arrow_schema, field_names
 from shared.settings import Settings
-from shared.warehouse import query
+from shared.warehouse import connect, query, transaction
 
 pytestmark = pytest.mark.integration
 
@@ -491,3 +491,76 @@ def test_the_genre_and_decade_view_matches_the_source_computed_independently(arc
     for row, (genre, decade, movies, rating) in zip(found, expected, strict=True):
         assert (row["GENRE"], row["DECADE"], row["MOVIES"]) == (genre, decade, movies)
         assert row["AVG_RATING"] == pytest.approx(rating, abs=1e-9)
+
+
+def test_a_loader_told_not_to_merge_loads_and_reconciles_and_leaves_the_merge_to_snowflakes_tasks(
+    archive, imdb_clean
+):
+    # GIVEN a loader set not to merge (MOVIEPIPE_MERGE_STAR=false: Snowflake's stream and tasks merge)
+    archive.handler = make_handler(archive.settings, merge=False)
+
+    # WHEN an extract is delivered
+    key = archive.publish(imdb_clean[:50], at=T0)
+    ok(archive.deliver(key))
+
+    # THEN its rows are loaded and reconciled, and the star schema is left to the tasks: its rows wait in
+    # RAW for the stream, none merged
+    assert archive.batch(key)["STATUS"] == "RECONCILED" and archive.batch(key)["ROWS_LOADED"] == 50
+    assert archive.sql("SELECT COUNT(*) AS N FROM {db}.ANALYTICS.DIM_MOVIE") == [{"N": 0}]
+    assert archive.sql("SELECT COUNT(*) AS N FROM {db}.AUDIT.MERGES") == [{"N": 0}]
+
+    # AND a merge run later (what the tasks do) merges them, exactly once
+    archive.handler = make_handler(archive.settings)
+    ok(archive.deliver(archive.publish(imdb_clean[50:60], at=T0 + timedelta(hours=1), kind="incremental")))
+    assert archive.sql("SELECT COUNT(*) AS N FROM {db}.ANALYTICS.DIM_MOVIE") == [{"N": 60}]
+    assert archive.sql("SELECT COUNT(*) AS N FROM {db}.AUDIT.MERGES") == [{"N": 2}]
+
+
+@pytest.mark.parametrize("committed", ["dimension", "facts"])
+def test_a_task_graph_run_that_stops_between_its_transactions_is_finished_by_the_next_run(
+    archive, second_archive, imdb_clean, committed
+):
+    # GIVEN the warehouse of two extracts merged without a hitch
+    extracts = history_of_extracts(imdb_clean[:300])[:2]
+    for rows, at, kind in extracts:
+        ok(second_archive.deliver(second_archive.publish(rows, at=at, kind=kind)))
+
+    # AND another that merged the first, then loaded the second without merging it (as with the tasks)
+    ok(archive.deliver(archive.publish(extracts[0][0], at=extracts[0][1])))
+    archive.handler = make_handler(archive.settings, merge=False)
+    ok(archive.deliver(archive.publish(extracts[1][0], at=extracts[1][1])))
+
+    # WHEN a run of Snowflake's task graph commits its transactions up to one and stops there
+    database = archive.settings.warehouse_database
+    pending, *steps = statements.star_merge(database)
+    names = [name for _, group in star.TRANSACTIONS for name in group]
+    groups = [group for group, _ in star.TRANSACTIONS]
+    last = names.index(dict(star.TRANSACTIONS)[committed][-1])
+    with connect(archive.settings) as connection, transaction(connection) as cursor:
+        cursor.execute(pending)  # the root task: its own transaction
+    for group in groups[: groups.index(committed) + 1]:
+        with connect(archive.settings) as connection, transaction(connection) as cursor:
+            for name in dict(star.TRANSACTIONS)[group]:
+                cursor.execute(steps[names.index(name)])
+    assert last < len(names) - 1  # stopped before the end
+
+    # AND the next run starts again from the root
+    with connect(archive.settings) as connection:
+        merge.merge_star(connection, database)
+
+    # THEN the warehouse is the one whose merge never stopped
+    for table, order in (
+        ("ANALYTICS.DIM_MOVIE", "MOVIE_KEY, VALID_FROM"),
+        ("ANALYTICS.BRIDGE_MOVIE_GENRE", "MOVIE_KEY, MOVIE_SK, GENRE_KEY"),
+    ):
+        columns = "MOVIE_KEY, VALID_FROM, VALID_TO, IS_CURRENT, IS_DELETED, MPAA, LENGTH, TITLE"
+        if table.endswith("GENRE"):
+            columns = "MOVIE_KEY, GENRE_KEY"
+        assert archive.sql(f"SELECT {columns} FROM {{db}}.{table} ORDER BY {order}") == second_archive.sql(
+            f"SELECT {columns} FROM {{db}}.{table} ORDER BY {order}"
+        ), table
+    facts = "SELECT COUNT(*) AS N, COUNT(DISTINCT MOVIE_SK) AS S FROM {db}.ANALYTICS.FACT_MOVIE_RATING"
+    assert archive.sql(facts) == second_archive.sql(facts)
+    merges = "SELECT ROWS_MERGED, VERSIONS_OPENED, MOVIES_CLOSED FROM {db}.AUDIT.MERGES ORDER BY EXTRACTED_AT"
+    assert archive.sql(merges) == second_archive.sql(merges)
+    assert archive.sql("SELECT COUNT(*) AS N FROM {db}.AUDIT.MERGE_PENDING") == [{"N": 0}]

@@ -57,3 +57,17 @@ def test_every_merge_statement_and_view_parses_as_snowflake_sql():
     for text in texts:
         (parsed,) = sqlglot.parse(text, read="snowflake")
         assert not isinstance(parsed, sqlglot.exp.Command), text[:80]
+
+
+def test_the_transactions_of_the_task_graph_hold_every_step_once_in_order():
+    # GIVEN the steps of the merge in the order the loader runs them
+    steps = [step.name for step in star.merge_steps()]
+
+    # WHEN the transactions Snowflake's tasks commit them in are read off
+    grouped = [name for _, names in star.TRANSACTIONS for name in names]
+
+    # THEN they hold every step, once, in the same order (the pending fill is the root task's)
+    assert grouped == steps
+    # AND removing replaced versions commits with re-inserting them
+    (dimension,) = [names for group, names in star.TRANSACTIONS if "remove_replaced_versions" in names]
+    assert "insert_versions" in dimension and "recompute_versions" in dimension

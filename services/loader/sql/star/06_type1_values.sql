@@ -15,14 +15,13 @@ SELECT
     r.EXTRACT_ID,
     r.TITLE,
     r.YEAR,
-    EXISTS (
-        SELECT 1 FROM {database}.ANALYTICS.DIM_MOVIE AS d
-        WHERE d.MOVIE_KEY = r.MOVIE_KEY AND (
-            d.TITLE IS DISTINCT FROM r.TITLE
+    -- Every version has the same Type 1 values, so the current one stands for all.
+    d.MOVIE_KEY IS NOT NULL AND (
+        d.TITLE IS DISTINCT FROM r.TITLE
         OR d.YEAR IS DISTINCT FROM r.YEAR
-        )
     ) AS CHANGED
 FROM {database}.RAW.MOVIES AS r
 JOIN extracts AS e ON e.EXTRACT_ID = r.EXTRACT_ID
 JOIN {database}.AUDIT.MERGE_AFFECTED AS a ON a.MOVIE_KEY = r.MOVIE_KEY
+LEFT JOIN {database}.ANALYTICS.DIM_MOVIE AS d ON d.MOVIE_KEY = r.MOVIE_KEY AND d.IS_CURRENT
 QUALIFY ROW_NUMBER() OVER (PARTITION BY r.MOVIE_KEY ORDER BY e.EXTRACTED_AT DESC, e.EXTRACT_ID DESC) = 1
