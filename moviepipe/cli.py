@@ -10,11 +10,17 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.live import Live
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from moviepipe import stack
 from moviepipe.client import ApiError, ExtractorClient
 from shared.settings import STAGES, Settings
+
+OutputFormat = Annotated[
+    str, typer.Option("--format", "-f", help="table (for people), csv, or json (objects by column).")
+]
 
 app = typer.Typer(help="moviepipe: the event-driven movie data pipeline.", no_args_is_help=True)
 console = Console()
@@ -36,7 +42,9 @@ def _step(message: str) -> None:
 
 
 def _fail(message: str, code: int = 1) -> typer.Exit:
-    err.print(f"[red]error:[/red] {message}")
+    # The message may quote what a user typed or a title ("[Rec]"): text, never markup. One line, however
+    # long, so that it reads (and greps) as one.
+    err.print(f"[red]error:[/red] {escape(message)}", soft_wrap=True)
     return typer.Exit(code)
 
 
@@ -234,9 +242,7 @@ def status(extract_id: Annotated[str | None, typer.Argument(help="An extract id;
 @app.command()
 def query(
     sql: Annotated[str, typer.Argument(help='SQL, e.g. "SELECT COUNT(*) FROM MOVIES.RAW.MOVIES"')],
-    output_format: Annotated[
-        str, typer.Option("--format", "-f", help="table (for people), csv, or json (objects by column).")
-    ] = "table",
+    output_format: OutputFormat = "table",
 ) -> None:
     """Run SQL on the warehouse and print the result."""
     from moviepipe.output import FORMATS, as_csv, as_json
@@ -256,12 +262,44 @@ def query(
         _print_rows(columns, rows)
 
 
+@app.command()
+def history(
+    movie: Annotated[str, typer.Argument(help="A movie key (16 hex digits) or a title, e.g. 'Star Wars'.")],
+    output_format: OutputFormat = "table",
+) -> None:
+    """Show every version of a movie in the warehouse, oldest first, and what changed in each."""
+    from moviepipe.history import COLUMNS, find_histories, not_found, table_view
+    from moviepipe.output import FORMATS, as_csv, as_json
+
+    if output_format not in FORMATS:
+        raise _fail(f"--format is {output_format!r}; expected one of {', '.join(FORMATS)}", 2)
+    settings = _settings()
+    try:
+        histories = find_histories(settings, movie)
+    except Exception as exc:
+        raise _fail(f"{type(exc).__name__}: {exc}") from exc
+    if not histories:
+        raise _fail(not_found(movie, settings))
+    rows = [row for found in histories for row in found.rows()]
+    if output_format == "json":
+        print(as_json(list(COLUMNS), rows))
+    elif output_format == "csv":
+        print(as_csv(list(COLUMNS), rows), end="")
+    else:
+        for found in histories:
+            columns, table_rows = table_view(found)
+            title = f"{found.title} ({found.year}) · {found.movie_key}"
+            _print_rows(columns, table_rows, title=title, count=False)
+            console.print(f"[dim]{len(found.versions)} version(s)[/dim]")
+
+
 def _print_rows(columns: list[str], rows: list[tuple], title: str | None = None, count: bool = True) -> None:
-    table = Table(title=title)
+    # Values and titles come from the warehouse: shown as text, never read as rich markup.
+    table = Table(title=escape(title) if title else None)
     for column in columns:
         table.add_column(column)
     for row in rows:
-        table.add_row(*("" if value is None else str(value) for value in row))
+        table.add_row(*(Text("" if value is None else str(value)) for value in row))
     console.print(table)
     if count:
         console.print(f"[dim]{len(rows)} row(s)[/dim]")
@@ -294,9 +332,14 @@ def bench(
     runs: Annotated[int, typer.Option(help="Timed runs per section.")] = 3,
     output: Annotated[str, typer.Option(help="Where to write the results.")] = "docs/BENCHMARKS.md",
     only: Annotated[
-        list[str] | None, typer.Option(help="Run only these sections: end_to_end, extractor (repeatable).")
+        list[str] | None,
+        typer.Option(help="Run only these sections: end_to_end, extractor, loader (repeatable)."),
     ] = None,
     extractor_rows: Annotated[int, typer.Option(help="Rows of the scaled PostgreSQL source.")] = 1_000_000,
+    loader_rows: Annotated[
+        list[int] | None,
+        typer.Option(help="Rows per loader bench size (repeatable; default the IMDb sample and 1,000,000)."),
+    ] = None,
     postgres_url: Annotated[str | None, typer.Option(help="PostgreSQL for the scaled source.")] = None,
 ) -> None:
     """Measure the pipeline on a warm stack; write docs/BENCHMARKS.md and docs/benchmarks.json."""
@@ -316,6 +359,7 @@ def bench(
         sections=sections,
         extractor_rows=extractor_rows,
         postgres_url=postgres_url,
+        loader_rows=tuple(loader_rows or ()),
     )
     console.print(f"[dim]bench took {time.monotonic() - started:.0f}s[/dim]")
     raise typer.Exit(code)

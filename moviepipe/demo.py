@@ -13,8 +13,14 @@ from moviepipe.client import ApiError, ExtractorClient
 from shared.settings import STAGES, Settings
 
 BATCHES_SQL = (
-    "SELECT EXTRACT_ID, SOURCE, ROWS_EXTRACTED, ROWS_LOADED, ROWS_REJECTED, ROWS_DUPLICATE, STATUS "
+    "SELECT EXTRACT_ID, SOURCE, EXTRACT_KIND, ROWS_EXTRACTED, ROWS_LOADED, ROWS_REJECTED, ROWS_DUPLICATE, "
+    "ROWS_MERGED, VERSIONS_OPENED, CHANGED_IN_PLACE, MOVIES_CLOSED, STATUS "
     "FROM MOVIES.AUDIT.BATCHES WHERE EXTRACT_ID = '{extract_id}'"
+)
+GENRES_SQL = (
+    "SELECT GENRE, COUNT(*) AS DECADES, SUM(MOVIES) AS MOVIES, "
+    "ROUND(SUM(AVG_RATING * MOVIES) / SUM(MOVIES), 2) AS AVG_RATING "
+    "FROM MOVIES.ANALYTICS.V_RATINGS_BY_GENRE_DECADE GROUP BY GENRE ORDER BY MOVIES DESC"
 )
 SAMPLE_SQL = (
     "SELECT TITLE, YEAR, RATING, VOTES, MPAA FROM MOVIES.RAW.MOVIES "
@@ -80,6 +86,7 @@ def run_demo(
         *query(settings, SAMPLE_SQL.format(extract_id=extract_id)),
         title="most voted movies (MOVIES.RAW.MOVIES)",
     )
+    show(*query(settings, GENRES_SQL), title="movies by genre (MOVIES.ANALYTICS.V_RATINGS_BY_GENRE_DECADE)")
     columns, rows = query(settings, REJECTS_SQL.format(extract_id=extract_id))
     if rows:
         show(columns, rows, title="rejects by reason (MOVIES.AUDIT.REJECTS)")
@@ -93,7 +100,10 @@ def run_demo(
     console.print(f"archive:     s3://{settings.bucket('archive')}/{source}/{extract_id}/")
     api = f"{settings.service_url('extractor')}/extracts/{extract_id}"
     console.print(f"progress:    moviepipe status {extract_id}   (or GET {api})")
-    console.print('query:       moviepipe query "SELECT COUNT(*) FROM MOVIES.RAW.MOVIES"')
+    console.print(
+        'query:       moviepipe query "SELECT * FROM MOVIES.ANALYTICS.V_TOP_MOVIES WHERE RANK <= 10"'
+    )
+    console.print('history:     moviepipe history "Titanic"   (every version of a movie, SCD Type 2)')
     ports = f"{settings.extractor_port}-{settings.loader_port}"
     console.print(f"metrics:     {settings.service_url('loader')}/metrics (one per service, ports {ports})")
     console.print(f"logs:        {stack.log_dir(settings)}/")
