@@ -12,6 +12,7 @@ filesystem registered on that DuckDB instance, pointed at moto locally.
 from __future__ import annotations
 
 import argparse
+import collections
 import contextlib
 import functools
 import json
@@ -29,6 +30,7 @@ import duckdb
 import snowflake.connector.errors
 import uvicorn
 from fakesnow import copy_into as copy_into_module
+from fakesnow import cursor as fakesnow_cursor
 from fakesnow import info_schema, macros
 from fakesnow.cursor import FakeSnowflakeCursor
 from fakesnow.instance import GLOBAL_DATABASE_NAME, FakeSnow
@@ -75,6 +77,7 @@ def open_warehouse(
     duck.register_filesystem(s3_filesystem(aws_endpoint_url, region))
     _report_duckdb_errors_as_sql_errors()
     _copy_csv_like_snowflake()
+    _remember_translations()
     return warehouse
 
 
@@ -130,6 +133,71 @@ def _report_duckdb_errors_as_sql_errors() -> None:
 
     _execute.moviepipe_patched = True  # type: ignore[attr-defined]
     FakeSnowflakeCursor._execute = _execute  # type: ignore[method-assign]
+
+
+_CACHED_KINDS = (exp.Insert, exp.Update, exp.Delete, exp.Select)
+_TRANSLATIONS_KEPT = 256
+
+
+def _remember_translations() -> None:
+    """Translate a statement to DuckDB once, as a warehouse keeps a statement's plan.
+
+    fakesnow runs some fifty sqlglot transforms over every statement it is sent; for the star schema's
+    merge (the same long statements after every load) that took longer than running them. A statement
+    without parameters that reads or writes rows (no DDL: some transforms have side effects) is kept by
+    its text, database, schema and session variables, and each run gets a copy of its translation; the
+    parse of any statement is kept by its text.
+    """
+    original_execute = FakeSnowflakeCursor.execute
+    original_transform = FakeSnowflakeCursor._transform
+    if getattr(original_transform, "moviepipe_patched", False):
+        return
+    kept: collections.OrderedDict[tuple, exp.Expr] = collections.OrderedDict()
+
+    @functools.wraps(original_execute)
+    def execute(
+        self: FakeSnowflakeCursor, command: str, params: Any = None, *args: Any, **kwargs: Any
+    ) -> Any:
+        self._moviepipe_statement = (command, 0)
+        try:
+            return original_execute(self, command, params, *args, **kwargs)
+        finally:
+            self._moviepipe_statement = None
+
+    @functools.wraps(original_transform)
+    def _transform(self: FakeSnowflakeCursor, expression: Any, params: Any) -> Any:
+        statement = getattr(self, "_moviepipe_statement", None)
+        if statement is None or params or not isinstance(expression, _CACHED_KINDS):
+            return original_transform(self, expression, params)
+        command, part = statement
+        self._moviepipe_statement = (command, part + 1)  # a statement fakesnow splits is kept per part
+        variables = tuple(sorted(getattr(self._conn.variables, "_variables", {}).items()))
+        key = (command, part, self._conn.database, self._conn.schema, repr(variables))
+        if key not in kept:
+            kept[key] = original_transform(self, expression, params)
+            if len(kept) > _TRANSLATIONS_KEPT:
+                kept.popitem(last=False)
+        kept.move_to_end(key)
+        return kept[key].copy()
+
+    parsed: collections.OrderedDict[str, exp.Expr] = collections.OrderedDict()
+    original_parse = fakesnow_cursor.parse_one
+
+    @functools.wraps(original_parse)
+    def parse_one(command: str, *args: Any, **kwargs: Any) -> Any:
+        if args or kwargs:
+            return original_parse(command, *args, **kwargs)
+        if command not in parsed:
+            parsed[command] = original_parse(command)
+            if len(parsed) > _TRANSLATIONS_KEPT:
+                parsed.popitem(last=False)
+        parsed.move_to_end(command)
+        return parsed[command].copy()
+
+    _transform.moviepipe_patched = True  # type: ignore[attr-defined]
+    FakeSnowflakeCursor.execute = execute  # type: ignore[method-assign]
+    FakeSnowflakeCursor._transform = _transform  # type: ignore[method-assign]
+    fakesnow_cursor.parse_one = parse_one
 
 
 def _copy_csv_like_snowflake() -> None:

@@ -135,7 +135,7 @@ TABLES: dict[str, tuple[str, ...]] = {
         "EXTRACTED_AT TIMESTAMP_NTZ",
     ),
     "AUDIT.MERGE_AFFECTED": ("MOVIE_KEY VARCHAR NOT NULL",),
-    "AUDIT.MERGE_VERSIONS": (*DIM_MOVIE_COLUMNS, "IS_NEW BOOLEAN"),
+    "AUDIT.MERGE_VERSIONS": DIM_MOVIE_COLUMNS,
     "AUDIT.MERGE_TYPE1": (
         "MOVIE_KEY VARCHAR NOT NULL",
         "EXTRACT_ID VARCHAR",
@@ -176,8 +176,8 @@ class Step:
         return GENERATED + comment + self.sql.strip() + "\n"
 
 
-def _distinct(a: str, b: str, names: tuple[str, ...]) -> str:
-    return "\n        OR ".join(f"{a}.{name} IS DISTINCT FROM {b}.{name}" for name in names)
+def _distinct(a: str, b: str, names: tuple[str, ...], indent: int = 8) -> str:
+    return ("\n" + " " * indent + "OR ").join(f"{a}.{name} IS DISTINCT FROM {b}.{name}" for name in names)
 
 
 _VERSION_COLUMNS = _columns(
@@ -207,8 +207,7 @@ def _timeline() -> str:
     )
     return f"""
 INSERT INTO {{database}}.AUDIT.MERGE_VERSIONS (
-    {_VERSION_COLUMNS},
-    IS_NEW
+    {_VERSION_COLUMNS}
 )
 WITH extracts AS (
     SELECT EXTRACT_ID, SOURCE, EXTRACT_KIND, EXTRACTED_AT
@@ -311,8 +310,7 @@ SELECT
     NEXT_OBSERVED_AT IS NULL AS IS_CURRENT,
     IS_DELETED,
     SOURCE,
-    EXTRACT_ID AS OPENED_BY_EXTRACT,
-    BASE_SK IS NULL AS IS_NEW
+    EXTRACT_ID AS OPENED_BY_EXTRACT
 FROM versions
 """
 
@@ -375,13 +373,23 @@ def merge_steps() -> tuple[Step, ...]:
         Step("clear_type1", "", "DELETE FROM {database}.AUDIT.MERGE_TYPE1"),
         Step(
             "affected_movies",
-            "The movies whose history the pending extracts touch: every movie in one of them, and every\n"
-            "movie live from the source of a pending full extract at its time (it may be missing from it).",
+            "The movies whose history the pending extracts change: every movie in one of them whose Type 2\n"
+            "attributes differ from the version in force at its time (or that has none, or a deleted one),\n"
+            "or whose Type 1 attributes differ from its current version; and every movie live from the\n"
+            "source of a pending full extract at its time and missing from it. A movie an extract finds\n"
+            "as its history has it at that time is left alone: its history would come out the same.",
             f"""
 INSERT INTO {{database}}.AUDIT.MERGE_AFFECTED (MOVIE_KEY)
 SELECT r.MOVIE_KEY
 FROM {{database}}.RAW.MOVIES AS r
 JOIN {{database}}.AUDIT.MERGE_PENDING AS p ON p.EXTRACT_ID = r.EXTRACT_ID
+LEFT JOIN {{database}}.ANALYTICS.DIM_MOVIE AS d
+    ON d.MOVIE_KEY = r.MOVIE_KEY AND d.VALID_FROM <= p.EXTRACTED_AT AND p.EXTRACTED_AT < d.VALID_TO
+LEFT JOIN {{database}}.ANALYTICS.DIM_MOVIE AS c ON c.MOVIE_KEY = r.MOVIE_KEY AND c.IS_CURRENT
+WHERE d.MOVIE_KEY IS NULL
+    OR d.IS_DELETED
+    OR {_distinct("r", "d", TYPE2, indent=4)}
+    OR {_distinct("r", "c", TYPE1, indent=4)}
 UNION
 SELECT d.MOVIE_KEY
 FROM {{database}}.ANALYTICS.DIM_MOVIE AS d
@@ -391,6 +399,10 @@ JOIN {{database}}.AUDIT.MERGE_PENDING AS p
     AND d.VALID_FROM < p.EXTRACTED_AT
     AND d.VALID_TO >= p.EXTRACTED_AT
 WHERE NOT d.IS_DELETED
+    AND NOT EXISTS (
+        SELECT 1 FROM {{database}}.RAW.MOVIES AS r
+        WHERE r.EXTRACT_ID = p.EXTRACT_ID AND r.MOVIE_KEY = d.MOVIE_KEY
+    )
 """,
         ),
         Step(
@@ -538,11 +550,13 @@ LEFT JOIN (
     GROUP BY EXTRACT_ID
 ) AS r ON r.EXTRACT_ID = p.EXTRACT_ID
 LEFT JOIN (
+    -- Counted in the dimension itself, so that a run finishing one cut short counts the same.
     SELECT
         OPENED_BY_EXTRACT,
-        SUM(IFF(IS_NEW AND NOT IS_DELETED, 1, 0)) AS VERSIONS_OPENED,
-        SUM(IFF(IS_NEW AND IS_DELETED, 1, 0)) AS MOVIES_CLOSED
-    FROM {database}.AUDIT.MERGE_VERSIONS
+        SUM(IFF(IS_DELETED, 0, 1)) AS VERSIONS_OPENED,
+        SUM(IFF(IS_DELETED, 1, 0)) AS MOVIES_CLOSED
+    FROM {database}.ANALYTICS.DIM_MOVIE
+    WHERE OPENED_BY_EXTRACT IN (SELECT EXTRACT_ID FROM {database}.AUDIT.MERGE_PENDING)
     GROUP BY OPENED_BY_EXTRACT
 ) AS v ON v.OPENED_BY_EXTRACT = p.EXTRACT_ID
 LEFT JOIN (
