@@ -75,6 +75,41 @@ def test_extract_is_loaded_and_reconciles_against_the_source(stack_settings, loa
     assert loaded > 58_000
 
 
+def test_the_extract_is_merged_into_the_star_schema_the_views_read(stack_settings, loaded_extract):
+    # GIVEN the IMDb extract, loaded through the running stack
+    extract_id, _ = loaded_extract
+    loaded = scalar(
+        stack_settings, f"SELECT COUNT(*) FROM MOVIES.RAW.MOVIES WHERE EXTRACT_ID = '{extract_id}'"
+    )
+
+    # THEN each of its movies has one fact on the version in force, and the batch audit says it merged
+    facts = scalar(
+        stack_settings,
+        "SELECT COUNT(*) FROM MOVIES.ANALYTICS.FACT_MOVIE_RATING f JOIN MOVIES.ANALYTICS.DIM_MOVIE d "
+        "ON d.MOVIE_SK = f.MOVIE_SK AND d.VALID_FROM <= f.EXTRACTED_AT AND f.EXTRACTED_AT < d.VALID_TO "
+        f"WHERE f.EXTRACT_ID = '{extract_id}'",
+    )
+    assert facts == loaded
+    _, rows = query(
+        stack_settings,
+        f"SELECT ROWS_MERGED, STATUS FROM MOVIES.AUDIT.BATCHES WHERE EXTRACT_ID = '{extract_id}'",
+    )
+    assert rows == [(loaded, "RECONCILED")]
+    # AND every current movie has exactly one current version, and the BI views answer
+    assert (
+        scalar(
+            stack_settings,
+            "SELECT COUNT(*) FROM (SELECT MOVIE_KEY FROM MOVIES.ANALYTICS.DIM_MOVIE WHERE IS_CURRENT "
+            "GROUP BY MOVIE_KEY HAVING COUNT(*) > 1)",
+        )
+        == 0
+    )
+    assert scalar(stack_settings, "SELECT COUNT(*) FROM MOVIES.ANALYTICS.V_TOP_MOVIES") >= loaded - 10
+    assert (
+        scalar(stack_settings, "SELECT SUM(MOVIES) FROM MOVIES.ANALYTICS.V_RATINGS_BY_GENRE_DECADE") >= loaded
+    )
+
+
 def test_replayed_events_load_nothing_twice(stack_settings, loaded_extract):
     # GIVEN a loaded extract and what the warehouse holds for it
     extract_id, _ = loaded_extract
