@@ -1,7 +1,8 @@
 """Each extract's progress through the stages: one record per extract that every stage writes.
 
 Kept in a DynamoDB table (``{prefix}-extracts``); each stage owns one attribute holding its own JSON
-status, so stages never overwrite each other's word. ``GET /extracts/{id}`` and ``moviepipe status`` read it.
+status (and one holding when it last started), so stages never overwrite each other's word, and every
+write is one update, never a read then a write. ``GET /extracts/{id}`` and ``moviepipe status`` read it.
 """
 
 from __future__ import annotations
@@ -66,7 +67,6 @@ class ExtractProgress:
         if stage not in STAGES:
             raise ValueError(f"unknown stage {stage!r}")
         entry: dict[str, Any] = {"status": status, "at": now(), **details}
-        entry["started_at"] = entry["at"] if status == RUNNING else self._started_at(extract_id, stage)
         if counts is not None:
             entry["counts"] = counts
         if error is not None:
@@ -74,6 +74,10 @@ class ExtractProgress:
         update = "SET #stage = :entry, updated_at = :at"
         names = {"#stage": stage}
         values = {":entry": {"S": json.dumps(entry)}, ":at": {"S": entry["at"]}}
+        if status == RUNNING:
+            # When the stage (last) started lives beside its status, so that finishing needs no read.
+            update += ", #started = :at"
+            names["#started"] = _started_attribute(stage)
         if source is not None:
             update += ", #source = if_not_exists(#source, :source)"
             names["#source"] = "source"
@@ -85,16 +89,6 @@ class ExtractProgress:
             ExpressionAttributeNames=names,
             ExpressionAttributeValues=values,
         )
-
-    def _started_at(self, extract_id: str, stage: str) -> str | None:
-        item = self.dynamodb.get_item(
-            TableName=self.table,
-            Key={"extract_id": {"S": extract_id}},
-            ProjectionExpression="#stage",
-            ExpressionAttributeNames={"#stage": stage},
-            ConsistentRead=True,
-        ).get("Item")
-        return json.loads(item[stage]["S"]).get("started_at") if item and stage in item else None
 
     def get(self, extract_id: str) -> dict[str, Any] | None:
         """The extract's record with every stage's status, and an overall status; None if unknown."""
@@ -137,8 +131,20 @@ def overall_status(stages: dict[str, dict[str, Any]]) -> str:
     return RUNNING
 
 
+def _started_attribute(stage: str) -> str:
+    return f"{stage}_started_at"
+
+
+def _stage_entry(item: dict[str, Any], stage: str) -> dict[str, Any]:
+    entry = json.loads(item[stage]["S"])
+    started = item.get(_started_attribute(stage), {}).get("S")
+    # An entry written before this attribute existed carries its own started_at.
+    entry["started_at"] = started or entry.get("started_at")
+    return entry
+
+
 def _from_item(item: dict[str, Any]) -> dict[str, Any]:
-    stages = {stage: json.loads(item[stage]["S"]) for stage in STAGES if stage in item}
+    stages = {stage: _stage_entry(item, stage) for stage in STAGES if stage in item}
     return {
         "extract_id": item["extract_id"]["S"],
         "source": item.get("source", {}).get("S"),

@@ -1,0 +1,61 @@
+"""The progress record against a real moto server: each write is one update, and stages keep their times."""
+
+from __future__ import annotations
+
+import pytest
+
+from shared.progress import FAILED, RUNNING, SUCCEEDED, ExtractProgress
+
+pytestmark = pytest.mark.integration
+
+
+def test_a_stage_write_is_one_update_that_keeps_when_the_stage_started(provisioned):
+    # GIVEN an extract's record, and a progress store that would fail any read while a stage writes
+    progress = ExtractProgress(provisioned)
+    progress.begin("e-1", "imdb")
+    calls: list[str] = []
+    dynamodb = progress.dynamodb
+
+    class Writes:
+        """Only updates pass; a get (read-then-write) would fail the test."""
+
+        def update_item(self, **kwargs):
+            calls.append("update_item")
+            return dynamodb.update_item(**kwargs)
+
+    progress.dynamodb = Writes()
+
+    # WHEN a stage starts, then finishes, then another stage starts and fails
+    progress.record("e-1", "unzipper", RUNNING)
+    progress.record("e-1", "unzipper", SUCCEEDED, counts={"extracted": 3})
+    progress.record("e-1", "transformer", RUNNING)
+    progress.record("e-1", "transformer", FAILED, error={"code": "X", "message": "boom"})
+
+    # THEN each write was one update, with no read before it
+    assert calls == ["update_item"] * 4
+    # AND each stage says when it started (its RUNNING write) and when it finished
+    progress.dynamodb = dynamodb
+    record = progress.get("e-1")
+    unzipper, transformer = record["stages"]["unzipper"], record["stages"]["transformer"]
+    assert unzipper["status"] == SUCCEEDED and unzipper["counts"] == {"extracted": 3}
+    assert unzipper["started_at"] is not None and unzipper["started_at"] <= unzipper["at"]
+    assert transformer["status"] == FAILED and transformer["started_at"] <= transformer["at"]
+    assert record["status"] == FAILED
+
+
+def test_a_stage_finished_without_starting_has_no_start_and_a_rerun_starts_again(provisioned):
+    # GIVEN a stage that records an outcome with no RUNNING before it (a replay that found work done)
+    progress = ExtractProgress(provisioned)
+    progress.begin("e-2", "imdb")
+    progress.record("e-2", "loader", SUCCEEDED)
+    assert progress.get("e-2")["stages"]["loader"]["started_at"] is None
+
+    # WHEN it runs again
+    progress.record("e-2", "loader", RUNNING)
+    first = progress.get("e-2")["stages"]["loader"]["started_at"]
+    progress.record("e-2", "loader", RUNNING)
+    progress.record("e-2", "loader", SUCCEEDED)
+
+    # THEN its start is the latest RUNNING write
+    loader = progress.get("e-2")["stages"]["loader"]
+    assert loader["started_at"] >= first and loader["status"] == SUCCEEDED
