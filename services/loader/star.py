@@ -11,11 +11,12 @@ How the merge works (the same in one local transaction and in a chain of Snowfla
 - ``AUDIT.MERGE_PENDING`` names the loaded extracts not merged yet: locally the loader fills it from
   ``RAW.MOVIES`` less ``AUDIT.MERGES`` (what has been merged: the stream's offset, kept by hand); in
   Snowflake the root task fills it from the stream on ``RAW.MOVIES``.
-- Every movie those extracts touch (present in one, or closed by a full one) has its history recomputed
-  from the earliest pending extract's ``EXTRACTED_AT`` on, from the rows in ``RAW``: the version in force
-  just before, then every merged or pending extract after it, in the order they were extracted. A change
-  of a Type 2 attribute opens a version, a movie missing from a full extract of the source that last
-  delivered it gets a closing version with ``IS_DELETED``, the same state again opens nothing.
+- Every movie those extracts change (one that differs from its history at the extract's time, or that
+  a full extract lacks) has its history recomputed from the earliest pending extract's ``EXTRACTED_AT``
+  on, from the rows in ``RAW``: the version in force just before, then every merged or pending extract
+  after it, in the order they were extracted. A change of a Type 2 attribute opens a version, a movie
+  missing from a full extract of the source that last delivered it gets a closing version with
+  ``IS_DELETED``, the same state again opens nothing. A movie found as its history has it is left alone.
 - So an extract that arrives late takes its place in history instead of becoming current, merging the
   same rows again gives the same rows, and a run that dies half-way is finished by the next one.
 - Surrogate keys are ``MD5(movie key | the extract that opened the version)``: the same history gives the
