@@ -50,3 +50,7 @@ class RowsNotLoadable(BadBundle):
 
 class LoadConflict(LoadError):
     """A concurrent load of the same files committed first; the retry finds them loaded."""
+
+
+CONFLICT_STATES = ("40001", "23000")
+"""SQL states of a lost race: a serialization failure, a duplicate key (load history, batch, merge)."""

@@ -19,7 +19,7 @@ from snowflake.connector.errors import DatabaseError, ProgrammingError
 
 from services.loader import statements
 from services.loader.bundle import ArchiveBundle, ArchiveFile
-from services.loader.exceptions import FileChangedAfterLoad, LoadConflict, RowsNotLoadable
+from services.loader.exceptions import CONFLICT_STATES, FileChangedAfterLoad, LoadConflict, RowsNotLoadable
 from shared.logs import log_event
 from shared.warehouse import transaction
 
@@ -27,7 +27,6 @@ logger = logging.getLogger(__name__)
 
 LOADED = "LOADED"
 LOAD_SKIPPED = "LOAD_SKIPPED"  # the warehouse's load history already had the file
-_CONFLICT_STATES = ("40001", "23000")  # serialization failure; duplicate key (the load history's)
 
 
 @dataclass(frozen=True)
@@ -68,7 +67,7 @@ def load_bundle(connection: SnowflakeConnection, database: str, bundle: ArchiveB
                 for file in bundle.files
             )
     except DatabaseError as exc:
-        if exc.sqlstate in _CONFLICT_STATES:
+        if exc.sqlstate in CONFLICT_STATES:
             raise LoadConflict(f"extract {bundle.extract_id} was loaded concurrently: {exc.msg}") from exc
         raise
     return LoadResult(files=loads)

@@ -15,13 +15,11 @@ from snowflake.connector import SnowflakeConnection
 from snowflake.connector.errors import DatabaseError
 
 from services.loader import statements
-from services.loader.exceptions import LoadConflict
+from services.loader.exceptions import CONFLICT_STATES, LoadConflict
 from shared.logs import log_event
 from shared.warehouse import transaction
 
 logger = logging.getLogger(__name__)
-
-_CONFLICT_STATES = ("40001", "23000")  # serialization failure; a second merge of the same extract
 
 
 def merge_star(connection: SnowflakeConnection, database: str, *, extract_id: str | None = None) -> float:
@@ -32,7 +30,7 @@ def merge_star(connection: SnowflakeConnection, database: str, *, extract_id: st
             for statement in statements.star_merge(database):
                 run_step(cursor, statement)
     except DatabaseError as exc:
-        if exc.sqlstate in _CONFLICT_STATES:
+        if exc.sqlstate in CONFLICT_STATES:
             raise LoadConflict(f"the star schema was merged concurrently: {exc.msg}") from exc
         raise
     seconds = time.perf_counter() - started

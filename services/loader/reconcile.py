@@ -18,12 +18,10 @@ from snowflake.connector.errors import DatabaseError
 
 from services.loader import statements
 from services.loader.bundle import ArchiveBundle
-from services.loader.exceptions import LoadConflict
+from services.loader.exceptions import CONFLICT_STATES, LoadConflict
 
 RECONCILED = "RECONCILED"
 FAILED = "FAILED"
-
-_CONFLICT_STATES = ("40001", "23000")  # lost a race; duplicate key
 
 
 @dataclass(frozen=True)
@@ -137,7 +135,7 @@ def reconcile(
     try:
         cursor.execute(statements.merge_batch(database), reconciliation.parameters())
     except DatabaseError as exc:
-        if exc.sqlstate in _CONFLICT_STATES:
+        if exc.sqlstate in CONFLICT_STATES:
             raise LoadConflict(f"extract {bundle.extract_id} was reconciled concurrently: {exc.msg}") from exc
         raise
     return reconciliation

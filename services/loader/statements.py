@@ -247,8 +247,13 @@ def merged_extract(database: str) -> str:
     return from_file("merged_extract", database)
 
 
-def star_merge(database: str) -> list[str]:
-    """The star schema's merge, every statement of ``sql/star/`` in order, for ``database``."""
+@cache
+def _star_merge_files() -> tuple[str, ...]:
     folder = resources.files("services.loader.sql").joinpath("star")
     names = sorted(entry.name for entry in folder.iterdir() if entry.name.endswith(".sql"))
-    return [folder.joinpath(name).read_text().format(database=identifier(database)) for name in names]
+    return tuple(folder.joinpath(name).read_text() for name in names)
+
+
+def star_merge(database: str) -> list[str]:
+    """The star schema's merge, every statement of ``sql/star/`` in order, for ``database``."""
+    return [text.format(database=identifier(database)) for text in _star_merge_files()]
