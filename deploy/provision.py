@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from typing import Any
 
 from botocore.exceptions import ClientError
 
-from deploy.resources import Resources, resources
+from deploy.resources import Index, Resources, Table, resources
 from shared.aws import client
 from shared.settings import Settings
 
@@ -106,17 +107,54 @@ def provision(settings: Settings, declared: Resources | None = None) -> Resource
                 )
 
     for table in declared.tables:
-        try:
-            dynamodb.create_table(
-                TableName=table.name,
-                KeySchema=[{"AttributeName": table.key, "KeyType": "HASH"}],
-                AttributeDefinitions=[{"AttributeName": table.key, "AttributeType": "S"}],
-                BillingMode="PAY_PER_REQUEST",
-            )
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] != "ResourceInUseException":
-                raise
+        _provision_table(dynamodb, table)
     return declared
+
+
+def _provision_table(dynamodb: Any, table: Table) -> None:
+    """Create the table with its indexes, or add the indexes an older table lacks; set its time to live."""
+    attributes = {table.key} | {name for index in table.indexes for name in (index.partition, index.sort)}
+    definitions = [{"AttributeName": name, "AttributeType": "S"} for name in sorted(attributes)]
+    create: dict[str, Any] = {
+        "TableName": table.name,
+        "KeySchema": [{"AttributeName": table.key, "KeyType": "HASH"}],
+        "AttributeDefinitions": definitions,
+        "BillingMode": "PAY_PER_REQUEST",
+    }
+    if table.indexes:
+        create["GlobalSecondaryIndexes"] = [_index(index) for index in table.indexes]
+    try:
+        dynamodb.create_table(**create)
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] != "ResourceInUseException":
+            raise
+        existing = dynamodb.describe_table(TableName=table.name)["Table"]
+        present = {index["IndexName"] for index in existing.get("GlobalSecondaryIndexes", [])}
+        for index in table.indexes:
+            if index.name not in present:
+                dynamodb.update_table(
+                    TableName=table.name,
+                    AttributeDefinitions=definitions,
+                    GlobalSecondaryIndexUpdates=[{"Create": _index(index)}],
+                )
+    if table.expires_attribute:
+        described = dynamodb.describe_time_to_live(TableName=table.name)["TimeToLiveDescription"]
+        if described.get("TimeToLiveStatus") not in ("ENABLED", "ENABLING"):
+            dynamodb.update_time_to_live(
+                TableName=table.name,
+                TimeToLiveSpecification={"Enabled": True, "AttributeName": table.expires_attribute},
+            )
+
+
+def _index(index: Index) -> dict[str, Any]:
+    return {
+        "IndexName": index.name,
+        "KeySchema": [
+            {"AttributeName": index.partition, "KeyType": "HASH"},
+            {"AttributeName": index.sort, "KeyType": "RANGE"},
+        ],
+        "Projection": {"ProjectionType": "ALL"},
+    }
 
 
 def main() -> None:

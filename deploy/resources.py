@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from shared.progress import BY_SOURCE_INDEX, RECENT_INDEX
 from shared.settings import STAGES, Settings
 
 # What each event-driven stage listens to: the bucket whose new objects trigger it, and the key suffix.
@@ -48,9 +49,21 @@ class Topic:
 
 
 @dataclass(frozen=True)
+class Index:
+    """A global secondary index: items by ``partition``, ordered by ``sort`` (both string attributes)."""
+
+    name: str
+    partition: str
+    sort: str
+
+
+@dataclass(frozen=True)
 class Table:
     name: str
     key: str
+    indexes: tuple[Index, ...] = ()
+    expires_attribute: str | None = None
+    """The attribute holding each item's expiry (epoch seconds) for DynamoDB's time to live."""
 
 
 @dataclass(frozen=True)
@@ -88,6 +101,23 @@ def resources(settings: Settings) -> Resources:
         declared.notifications.append(Notification(settings.bucket(role), settings.queue(stage), suffix))
     declared.queues.append(Queue(alerts_inbox(settings)))
     declared.topics.append(Topic(settings.alerts_topic, queue_subscribers=(alerts_inbox(settings),)))
-    declared.tables.append(Table(settings.extracts_table, key="extract_id"))
+    declared.tables.append(
+        Table(
+            settings.extracts_table,
+            key="extract_id",
+            indexes=(
+                Index(RECENT_INDEX, partition="feed", sort="placed_at"),
+                Index(BY_SOURCE_INDEX, partition="source", sort="placed_at"),
+            ),
+        )
+    )
     declared.tables.append(Table(settings.sources_table, key="source"))
+    declared.tables.append(
+        Table(
+            settings.alerts_table,
+            key="alert_id",
+            indexes=(Index(RECENT_INDEX, partition="feed", sort="raised_at"),),
+            expires_attribute="expires_at",
+        )
+    )
     return declared

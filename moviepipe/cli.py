@@ -305,6 +305,117 @@ def _print_rows(columns: list[str], rows: list[tuple], title: str | None = None,
         console.print(f"[dim]{len(rows)} row(s)[/dim]")
 
 
+# -- operations: alerts, dead letters, replay --------------------------------------------------------
+@app.command()
+def alerts(
+    limit: Annotated[int, typer.Option(help="How many of the newest alerts.")] = 20,
+    output_format: OutputFormat = "table",
+) -> None:
+    """List the most recent alerts: what failed, which extract, where the evidence is, how to replay."""
+    from moviepipe.output import FORMATS
+    from shared.alerts import recent_alerts
+
+    if output_format not in FORMATS:
+        raise _fail(f"--format is {output_format!r}; expected one of {', '.join(FORMATS)}", 2)
+    try:
+        found = recent_alerts(_settings(), limit=limit)
+    except Exception as exc:
+        raise _fail(f"could not read the alerts: {type(exc).__name__}: {exc}") from exc
+    columns = ["raised_at", "stage", "event", "code", "extract_id", "message", "evidence", "replay"]
+    rows = [tuple(alert.get(column) for column in columns) for alert in found]
+    _print_format(columns, rows, output_format, title="alerts, newest first")
+
+
+dlq_app = typer.Typer(
+    help="Look into a stage's dead-letter queue and move its messages back.", no_args_is_help=True
+)
+app.add_typer(dlq_app, name="dlq")
+
+
+@dlq_app.command("list")
+def dlq_list(
+    stage: Annotated[str, typer.Argument(help=f"One of {', '.join(STAGES)}.")],
+    limit: Annotated[int, typer.Option(help="At most this many messages.")] = 100,
+    output_format: OutputFormat = "table",
+) -> None:
+    """Show the messages in STAGE's dead-letter queue (they stay there)."""
+    from moviepipe.operations import OperationError, dead_letters
+
+    try:
+        letters = dead_letters(_settings(), stage, limit=limit)
+    except OperationError as exc:
+        raise _fail(str(exc), 2) from exc
+    columns = ["message_id", "sent_at", "receive_count", "objects", "body"]
+    rows = [
+        (letter.message_id, letter.sent_at, letter.receive_count, " ".join(letter.objects), letter.body[:200])
+        for letter in letters
+    ]
+    _print_format(columns, rows, output_format, title=f"{stage} dead-letter queue")
+
+
+@dlq_app.command("redrive")
+def dlq_redrive(
+    stage: Annotated[str, typer.Argument(help=f"One of {', '.join(STAGES)}.")],
+    limit: Annotated[int | None, typer.Option(help="Move at most this many (default: all).")] = None,
+) -> None:
+    """Move STAGE's dead-lettered messages back to its queue (after fixing what made them fail)."""
+    from moviepipe.operations import OperationError, redrive
+
+    try:
+        moved = redrive(_settings(), stage, limit=limit)
+    except OperationError as exc:
+        raise _fail(str(exc), 2) from exc
+    console.print(f"moved {len(moved)} message(s) from the {stage} dead-letter queue back to its queue")
+    for letter in moved:
+        console.print(
+            f"  {letter.message_id}  {' '.join(letter.objects) or letter.body[:120]}", soft_wrap=True
+        )
+
+
+@app.command()
+def replay(
+    extract_id: Annotated[str, typer.Argument(help="The extract to replay.")],
+    from_stage: Annotated[
+        str | None,
+        typer.Option("--from-stage", help=f"One of {', '.join(STAGES)}; default: the stage that stopped it."),
+    ] = None,
+    wait: Annotated[bool, typer.Option("--wait", help="Follow the extract until it is loaded.")] = False,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait with --wait.")] = 900,
+) -> None:
+    """Re-run a quarantined or failed extract from a stage, once its cause is fixed."""
+    from moviepipe.operations import OperationError
+    from moviepipe.operations import replay as run_replay
+
+    settings = _settings()
+    try:
+        done = run_replay(settings, extract_id, from_stage)
+    except OperationError as exc:
+        raise _fail(str(exc), 2) from exc
+    console.print(f"extract [bold]{extract_id}[/bold] handed to the {done.stage} again: {done.input}")
+    for retired in done.retired:
+        console.print(f"  the earlier reason.json is kept as {retired}", soft_wrap=True)
+    if wait:
+        try:
+            record = _follow(ExtractorClient(settings), extract_id, timeout)
+        except ApiError as exc:
+            raise _fail(str(exc)) from exc
+        if record["status"] != "loaded":
+            raise _fail(f"extract {extract_id} ended {record['status']}")
+
+
+def _print_format(columns: list[str], rows: list[tuple], output_format: str, title: str) -> None:
+    from moviepipe.output import FORMATS, as_csv, as_json
+
+    if output_format not in FORMATS:
+        raise _fail(f"--format is {output_format!r}; expected one of {', '.join(FORMATS)}", 2)
+    if output_format == "json":
+        print(as_json(columns, rows))
+    elif output_format == "csv":
+        print(as_csv(columns, rows), end="")
+    else:
+        _print_rows(columns, rows, title=title)
+
+
 # -- demo and bench ---------------------------------------------------------------------------------
 @app.command()
 def demo(

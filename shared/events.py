@@ -70,3 +70,25 @@ def s3_notification(bucket: str, key: str, *, size: int = 0, etag: str = "") -> 
             }
         ]
     }
+
+
+def named_extract(body: str) -> tuple[str | None, str | None]:
+    """The extract and source a queue message is about: an extract request's, or those of the first object
+    it names (every bucket's keys start ``{source}/{extract_id}``: ``.zip`` in landing, ``/…`` elsewhere).
+    """
+    try:
+        named = json.loads(body)
+    except ValueError:
+        return None, None
+    if isinstance(named, dict) and isinstance(named.get("extract_id"), str):
+        source = named.get("source")
+        return named["extract_id"], source if isinstance(source, str) else None
+    try:
+        keys = [created.key for created in objects_in_notification(named)] if isinstance(named, dict) else []
+    except (ValueError, KeyError, TypeError):
+        return None, None
+    for key in keys:
+        parts = key.split("/")
+        if len(parts) >= 2 and parts[0] and parts[1]:
+            return parts[1].removesuffix(".zip"), parts[0]
+    return None, None

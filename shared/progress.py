@@ -23,6 +23,12 @@ EMPTY = "empty"
 """An extract that found no rows (an incremental one with nothing new): it succeeded, nothing landed."""
 FINISHED = (SUCCEEDED, QUARANTINED, FAILED)
 
+FEED = "extracts"
+"""The one partition of the ``recent`` index: every extract, ordered by ``placed_at``."""
+RECENT_INDEX = "recent"
+"""The index listing a table's items newest first (extracts here, alerts in ``shared.alerts``)."""
+BY_SOURCE_INDEX = "by-source"
+
 
 def now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
@@ -37,15 +43,25 @@ class ExtractProgress:
         self.dynamodb = client("dynamodb", settings)
 
     def begin(self, extract_id: str, source: str) -> None:
-        """Create the record when an extract is requested."""
+        """Create the record when an extract is requested (once: a repeated request changes nothing)."""
+        at = now()
+        try:
+            self._put_new(extract_id, source, at)
+        except self.dynamodb.exceptions.ConditionalCheckFailedException:
+            return
+
+    def _put_new(self, extract_id: str, source: str, at: str) -> None:
         self.dynamodb.put_item(
             TableName=self.table,
             Item={
                 "extract_id": {"S": extract_id},
                 "source": {"S": source},
-                "requested_at": {"S": now()},
-                "updated_at": {"S": now()},
+                "requested_at": {"S": at},
+                "updated_at": {"S": at},
+                "placed_at": {"S": at},
+                "feed": {"S": FEED},
             },
+            ConditionExpression="attribute_not_exists(extract_id)",
         )
 
     def record(
@@ -58,11 +74,13 @@ class ExtractProgress:
         error: dict[str, Any] | None = None,
         source: str | None = None,
         **details: Any,
-    ) -> None:
-        """Set one stage's status (and counts, error, locations) on the extract's record.
+    ) -> bool:
+        """Set one stage's status (and counts, error, locations) on the extract's record; whether it did.
 
-        ``source`` names the extract's source on a record that has none yet (an extract that began
-        with a bundle dropped into landing, not with a request).
+        One conditional update: a stage's word is replaced only by a later one (by its time), so a slow
+        attempt that finishes after a newer one (a redelivery, a replay) cannot overwrite it. ``source``
+        names the extract's source on a record that has none yet (an extract that began with a bundle
+        dropped into landing, not with a request).
         """
         if stage not in STAGES:
             raise ValueError(f"unknown stage {stage!r}")
@@ -71,9 +89,13 @@ class ExtractProgress:
             entry["counts"] = counts
         if error is not None:
             entry["error"] = error
-        update = "SET #stage = :entry, updated_at = :at"
-        names = {"#stage": stage}
-        values = {":entry": {"S": json.dumps(entry)}, ":at": {"S": entry["at"]}}
+        # feed and placed_at put the record in the recent index, even one that began without a request.
+        update = (
+            "SET #stage = :entry, #stage_at = :at, updated_at = :at, "
+            "feed = if_not_exists(feed, :feed), placed_at = if_not_exists(placed_at, :at)"
+        )
+        names = {"#stage": stage, "#stage_at": f"{stage}_at"}
+        values = {":entry": {"S": json.dumps(entry)}, ":at": {"S": entry["at"]}, ":feed": {"S": FEED}}
         if status == RUNNING:
             # When the stage (last) started lives beside its status, so that finishing needs no read.
             update += ", #started = :at"
@@ -82,13 +104,18 @@ class ExtractProgress:
             update += ", #source = if_not_exists(#source, :source)"
             names["#source"] = "source"
             values[":source"] = {"S": source}
-        self.dynamodb.update_item(
-            TableName=self.table,
-            Key={"extract_id": {"S": extract_id}},
-            UpdateExpression=update,
-            ExpressionAttributeNames=names,
-            ExpressionAttributeValues=values,
-        )
+        try:
+            self.dynamodb.update_item(
+                TableName=self.table,
+                Key={"extract_id": {"S": extract_id}},
+                UpdateExpression=update,
+                ConditionExpression="attribute_not_exists(#stage_at) OR #stage_at <= :at",
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+            )
+        except self.dynamodb.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
 
     def get(self, extract_id: str) -> dict[str, Any] | None:
         """The extract's record with every stage's status, and an overall status; None if unknown."""
@@ -98,23 +125,26 @@ class ExtractProgress:
         return _from_item(item) if item else None
 
     def recent(self, limit: int = 20, source: str | None = None) -> list[dict[str, Any]]:
-        """The most recent extracts (of ``source``, if given), newest first.
+        """The most recent extracts (of ``source``, if given), newest first, from an index query.
 
-        An extract that a stage recorded without a request (a zip dropped into landing by hand) has no
-        ``requested_at``: it is placed by when it was last updated.
+        Placed by when they were requested; an extract that a stage recorded without a request (a zip
+        dropped into landing by hand) is placed by when a stage first wrote it.
         """
-        items: list[dict[str, Any]] = []
-        scan: dict[str, Any] = {"TableName": self.table}
-        if source is not None:
-            scan["FilterExpression"] = "#source = :source"
-            scan["ExpressionAttributeNames"] = {"#source": "source"}
-            scan["ExpressionAttributeValues"] = {":source": {"S": source}}
-        for page in self.dynamodb.get_paginator("scan").paginate(**scan):
-            items.extend(_from_item(item) for item in page["Items"])
-        items.sort(
-            key=lambda extract: extract.get("requested_at") or extract.get("updated_at") or "", reverse=True
-        )
-        return items[:limit]
+        query: dict[str, Any] = {"TableName": self.table, "ScanIndexForward": False, "Limit": max(1, limit)}
+        if source is None:
+            query |= {
+                "IndexName": RECENT_INDEX,
+                "KeyConditionExpression": "feed = :feed",
+                "ExpressionAttributeValues": {":feed": {"S": FEED}},
+            }
+        else:
+            query |= {
+                "IndexName": BY_SOURCE_INDEX,
+                "KeyConditionExpression": "#source = :source",
+                "ExpressionAttributeNames": {"#source": "source"},
+                "ExpressionAttributeValues": {":source": {"S": source}},
+            }
+        return [_from_item(item) for item in self.dynamodb.query(**query).get("Items", [])]
 
 
 def overall_status(stages: dict[str, dict[str, Any]]) -> str:

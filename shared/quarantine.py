@@ -9,19 +9,31 @@ Each stage keeps its own folder in ``s3://{prefix}-quarantine/`` (``unzip/…``,
 - ``files``: the names kept beside ``reason.json``, relative to its folder;
 - ``quarantined_at``: when, ISO 8601 in UTC;
 
-then whatever a stage adds (the unzipper's ``file`` and ``bundle_hash``). ``reason.json`` is written
-after the files it describes, so its presence means the quarantine is complete; stages read it back to
-tell a replayed event from a new refusal.
+then whatever a stage adds (the unzipper's ``file`` and ``bundle_hash``).
+
+Every stage quarantines through ``quarantine()``, whose order is the guarantee:
+
+1. keep the evidence (the stage says how: upload the bytes it judged, or copy a folder);
+2. write ``reason.json``, naming the files kept: nothing says "quarantined" before the evidence is there,
+   and from here on a replayed event finds the refusal handled (``already_quarantined``);
+3. raise the alert (de-duplicated per extract and failure, so steps 3 and 4 can run again safely);
+4. mark the extract quarantined in its progress record.
+
+A crash after step 2 loses nothing: the replayed event finds ``reason.json`` and runs steps 3 and 4
+again, and the alert store keeps it to one alert.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
+from shared.alerts import Alert, raise_alert
 from shared.aws import read_json_object
-from shared.progress import now
+from shared.errors import Refused
+from shared.progress import QUARANTINED, ExtractProgress, now
 from shared.settings import Settings
 
 REASON_NAME = "reason.json"
@@ -122,3 +134,112 @@ def write_reason(
         ContentType="application/json",
     )
     return f"s3://{bucket}/{key}"
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """What a stage refused, and the folder of the quarantine bucket that keeps it."""
+
+    stage: str
+    folder: str
+    """The quarantine folder, e.g. ``transform/{source}/{extract_id}/``."""
+    origin: str
+    """The ``s3://`` URI of what was refused."""
+    extract_id: str | None
+    source: str | None
+
+    def uri(self, settings: Settings, name: str = "") -> str:
+        return f"s3://{settings.bucket('quarantine')}/{_folder(self.folder)}{name}"
+
+
+Keep = Callable[[str, str], list[str]]
+"""Keeps the evidence: given the quarantine bucket and folder, stores the files; their names."""
+
+
+def quarantine(
+    s3: Any,
+    settings: Settings,
+    refusal: Refusal,
+    error: Refused,
+    keep: Keep,
+    *,
+    progress: ExtractProgress | None = None,
+    **extras: Any,
+) -> str:
+    """Quarantine what ``refusal`` names for ``error``: evidence, reason.json, alert, mark; the folder's URI.
+
+    ``extras`` go into reason.json after its core keys; ``bundle_hash`` among them also tells this
+    failure's alert from an earlier one of the same extract.
+    """
+    files = keep(settings.bucket("quarantine"), _folder(refusal.folder))
+    write_reason(
+        s3,
+        settings,
+        refusal.folder,
+        stage=refusal.stage,
+        extract_id=refusal.extract_id,
+        source=refusal.source,
+        reason=error.code,
+        message=error.described,
+        origin=refusal.origin,
+        files=files,
+        **extras,
+    )
+    announce(settings, refusal, error.as_error(), progress=progress, dedupe=extras.get("bundle_hash"))
+    return refusal.uri(settings)
+
+
+def already_quarantined(
+    s3: Any,
+    settings: Settings,
+    refusal: Refusal,
+    *,
+    progress: ExtractProgress | None = None,
+    same: Callable[[dict[str, Any]], bool] = lambda reason: True,
+) -> dict[str, Any] | None:
+    """The reason.json of an earlier quarantine of the same thing (``same`` says whether it is); None.
+
+    When there is one, the steps after it run again: a crash may have come between reason.json and the
+    alert or the mark, and both are safe to repeat.
+    """
+    reason = read_reason(s3, settings, refusal.folder)
+    if reason is None or not same(reason):
+        return None
+    error = {"code": str(reason.get("reason")), "message": str(reason.get("message"))}
+    announce(settings, refusal, error, progress=progress, dedupe=reason.get("bundle_hash"))
+    return reason
+
+
+def announce(
+    settings: Settings,
+    refusal: Refusal,
+    error: dict[str, str],
+    *,
+    progress: ExtractProgress | None = None,
+    dedupe: str | None = None,
+) -> None:
+    """Steps 3 and 4: the one alert, then the extract marked quarantined (both safe to repeat)."""
+    where = refusal.uri(settings)
+    what = f"extract {refusal.extract_id}" if refusal.extract_id else refusal.origin
+    raise_alert(
+        settings,
+        Alert(
+            stage=refusal.stage,
+            event="quarantined",
+            code=error["code"],
+            message=f"{what} was quarantined by the {refusal.stage}: {error['message']}",
+            extract_id=refusal.extract_id,
+            source=refusal.source,
+            evidence=where,
+            replay=replay_command(refusal.stage, refusal.extract_id),
+            details={"origin": refusal.origin, "reason": refusal.uri(settings, REASON_NAME)},
+            dedupe=dedupe,
+        ),
+    )
+    if refusal.extract_id and progress is not None:
+        progress.record(refusal.extract_id, refusal.stage, QUARANTINED, error=error, quarantine=where)
+
+
+def replay_command(stage: str, extract_id: str | None) -> str | None:
+    """How a person replays the extract from ``stage`` once the cause is fixed; None without an extract."""
+    return f"moviepipe replay {extract_id} --from-stage {stage}" if extract_id else None

@@ -58,13 +58,19 @@ def table_check(settings: Settings, table: str | None = None) -> ReadyCheck:
 def create_service(
     stage: str,
     settings: Settings,
-    metrics: StageMetrics,
+    metrics: StageMetrics | None,
     *,
     handler: Handler | None = None,
     ready_checks: dict[str, ReadyCheck] | None = None,
     on_startup: Callable[[], None] | None = None,
 ) -> FastAPI:
-    """A FastAPI app for one stage; with ``handler``, it consumes the stage's queue while it runs."""
+    """A FastAPI app for one stage; with ``handler``, it consumes the stage's queue while it runs.
+
+    ``metrics`` are the stage's queue metrics: needed with ``handler``; a service that consumes no queue
+    (the dashboard) may have none.
+    """
+    if handler is not None and metrics is None:
+        raise ValueError(f"{stage}: a service that consumes a queue needs its stage metrics")
     checks = dict(ready_checks or {})
     consumer = QueueConsumer(settings, stage, handler, metrics) if handler else None
 

@@ -47,6 +47,12 @@ class Settings(BaseSettings):
     warehouse_name: str | None = None
 
     max_receive_count: int = 3
+    smtp_url: str | None = None
+    """``smtp://[user:password@]host[:port]`` (``smtps://``, ``?starttls=true``): alerts are emailed too."""
+    alert_email_to: str = "operators@localhost"
+    """Comma-separated addresses the alert emails go to (with ``smtp_url``)."""
+    alert_email_from: str = "moviepipe@localhost"
+    alert_retention_days: int = 30
     poll_wait_seconds: int = 5
 
     @model_validator(mode="after")
@@ -86,6 +92,11 @@ class Settings(BaseSettings):
     def sources_table(self) -> str:
         """DynamoDB table holding each source's state: high-water mark, running and last extract."""
         return f"{self.prefix}-sources"
+
+    @property
+    def alerts_table(self) -> str:
+        """DynamoDB table holding each alert raised, once per extract and failure (its de-duplication)."""
+        return f"{self.prefix}-alerts"
 
     def port(self, service: str) -> int:
         return getattr(self, f"{service}_port")

@@ -9,6 +9,8 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from email import message_from_bytes
+from email import policy as email_policy
 from pathlib import Path
 
 import httpx
@@ -59,14 +61,36 @@ def moto_endpoint() -> Iterator[str]:
         process.wait(timeout=10)
 
 
+@pytest.fixture(scope="session")
+def smtp_url() -> Iterator[str]:
+    """A real SMTP server (aiosmtpd) on a free port; it keeps what it receives in ``RECEIVED_EMAILS``."""
+    from aiosmtpd.controller import Controller
+
+    from tests.factories import RECEIVED_EMAILS
+
+    class Collect:
+        async def handle_DATA(self, server, session, envelope):
+            RECEIVED_EMAILS.append(message_from_bytes(envelope.content, policy=email_policy.default))
+            return "250 OK"
+
+    controller = Controller(Collect(), hostname="127.0.0.1", port=free_port())
+    controller.start()
+    try:
+        yield f"smtp://127.0.0.1:{controller.port}"
+    finally:
+        controller.stop()
+
+
 @pytest.fixture
-def settings(moto_endpoint: str, tmp_path: Path) -> Settings:
-    """Settings with a unique resource prefix, so tests never see each other's buckets or queues."""
+def settings(moto_endpoint: str, smtp_url: str, tmp_path: Path) -> Settings:
+    """Settings with a unique resource prefix, so tests never see each other's buckets or queues; every
+    alert is emailed to the test SMTP server too."""
     return Settings(
         prefix=f"t{uuid.uuid4().hex[:10]}",
         aws_endpoint_url=moto_endpoint,
         home=tmp_path / "home",
         poll_wait_seconds=1,
+        smtp_url=smtp_url,
     )
 
 

@@ -231,6 +231,29 @@ def alerts(settings: Settings) -> list[dict[str, Any]]:
     return [json.loads(body) for body in drain_queue(settings, alerts_inbox(settings))]
 
 
+RECEIVED_EMAILS: list[Any] = []
+"""Every email the test SMTP server received (the ``smtp_url`` fixture), in order."""
+
+
+def emails(settings: Settings) -> list[Any]:
+    """The alert emails of this deployment (its prefix) received so far."""
+    return [email for email in RECEIVED_EMAILS if email["X-Moviepipe-Deployment"] == settings.prefix]
+
+
+def the_email_of(settings: Settings, alert: dict[str, Any]) -> Any:
+    """The one email the alert was sent as (asserting there is exactly one email in all for its failure):
+    its subject is the alert's, and its body says which extract, where the evidence is and how to replay.
+    """
+    sent = [email for email in emails(settings) if email["X-Moviepipe-Alert-Id"] == alert["alert_id"]]
+    assert len(sent) == 1, f"{len(sent)} emails for alert {alert['subject']!r}"
+    (email,) = sent
+    body = email.get_content()
+    assert email["Subject"] == alert["subject"] and alert["message"] in body
+    for said in (alert["extract_id"], alert["evidence"], alert["replay"]):
+        assert said is None or said in body, f"{said!r} not in the email: {body}"
+    return email
+
+
 def keys(settings: Settings, role: str, prefix: str = "") -> list[str]:
     """Object keys in one of the pipeline's buckets."""
     listed = client("s3", settings).list_objects_v2(Bucket=settings.bucket(role), Prefix=prefix)

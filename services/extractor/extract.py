@@ -28,7 +28,7 @@ from services.extractor.settings import ExtractorSettings
 from services.extractor.sources import Source
 from services.extractor.sources.config import BaseSource
 from services.extractor.state import SourceState
-from shared.alerts import raise_alert
+from shared.alerts import Alert, raise_alert
 from shared.aws import client
 from shared.logs import log_event
 from shared.progress import FAILED, RUNNING, SUCCEEDED, ExtractProgress
@@ -156,6 +156,7 @@ def run_extract(
     METRICS.extracts.labels(SUCCEEDED).inc()
     METRICS.rows.labels("extracted").inc(bundle.rows)
     METRICS.bundle_bytes.inc(bundle.bytes)
+    METRICS.bytes.labels("out").inc(bundle.bytes)
     METRICS.duration.observe(seconds)
     message = (
         f"extract {extract_id} landed {bundle.rows} rows at {uri}"
@@ -229,11 +230,16 @@ def fail_extract(
         return
     raise_alert(
         settings,
-        stage=STAGE,
-        event="extract_failed",
-        message=f"extract {extract_id} of source {source!r} failed: {details['message']}",
-        extract_id=extract_id,
-        details={"source": source, **details},
+        Alert(
+            stage=STAGE,
+            event="extract_failed",
+            code=details["code"],
+            message=f"extract {extract_id} of source {source!r} failed: {details['message']}",
+            extract_id=extract_id,
+            source=source,
+            evidence=f"the extract's progress record: moviepipe status {extract_id}",
+            replay=f"moviepipe extract {source}" if source else None,
+        ),
     )
 
 

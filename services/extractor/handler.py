@@ -24,7 +24,7 @@ from services.extractor.metrics import METRICS
 from services.extractor.settings import extractor_settings
 from services.extractor.sources import SourceRegistry, default_sources
 from services.extractor.state import SourceState
-from shared.alerts import raise_alert
+from shared.alerts import Alert, raise_alert
 from shared.batch import Handler
 from shared.logs import log_event
 from shared.progress import SUCCEEDED, ExtractProgress
@@ -145,4 +145,14 @@ def _refuse_message(
         return
     METRICS.extracts.labels("failed").inc()
     log_event(logger, "request_refused", error.message, level=logging.ERROR)
-    raise_alert(settings, stage=STAGE, event="request_refused", message=error.message)
+    raise_alert(
+        settings,
+        Alert(
+            stage=STAGE,
+            event="request_refused",
+            code=error.code,
+            message=f"a message on {settings.queue(STAGE)} is not an extract request: {error.message}",
+            evidence=settings.queue(STAGE),
+            details={"body": body[:2000]},
+        ),
+    )

@@ -15,20 +15,21 @@ import time
 from typing import Any
 
 from services.loader.bootstrap import bootstrap
-from services.loader.bundle import ArchiveBundle, locate, read_bundle
-from services.loader.exceptions import BadBundle, UnexpectedKey
+from services.loader.bundle import ArchiveBundle, read_bundle
+from services.loader.exceptions import BadBundle
 from services.loader.load import LOAD_SKIPPED, LoadResult, load_bundle
 from services.loader.merge import merge_star
 from services.loader.metrics import METRICS, LoaderMetrics
-from services.loader.quarantine import already_quarantined, copy_bundle, quarantine_uri, refusal, write_reason
+from services.loader.quarantine import already_quarantined, quarantine_bundle
 from services.loader.reconcile import RECONCILED, Reconciliation, reconcile
 from services.loader.settings import LoaderSettings
-from shared.alerts import raise_alert
+from shared.alerts import Alert, raise_alert
 from shared.batch import Handler, s3_event_handler
 from shared.events import ObjectCreated
 from shared.logs import log_event
 from shared.manifest import MANIFEST_NAME
-from shared.progress import FAILED, QUARANTINED, RUNNING, SUCCEEDED, ExtractProgress
+from shared.progress import FAILED, RUNNING, SUCCEEDED, ExtractProgress
+from shared.quarantine import replay_command
 from shared.settings import Settings
 from shared.warehouse import connect
 
@@ -90,7 +91,9 @@ class Loader:
         self.ensure_bootstrapped()
         try:
             bundle = read_bundle(self.settings, created)
-            self.progress.record(bundle.extract_id, STAGE, RUNNING, manifest=created.uri)
+            self.progress.record(
+                bundle.extract_id, STAGE, RUNNING, source=bundle.source, manifest=created.uri
+            )
             with connect(self.settings) as connection:
                 database = self.settings.warehouse_database
                 result = load_bundle(connection, database, bundle)
@@ -113,6 +116,7 @@ class Loader:
             ).inc()
         self.metrics.rows.labels("loaded").inc(result.rows_copied("movies"))
         self.metrics.rows.labels("rejected").inc(result.rows_copied("rejects"))
+        self.metrics.bytes.labels("in").inc(sum(load.file.bytes for load in copied))
         self.metrics.duration.observe(seconds)
         database = self.settings.warehouse_database
         details: dict[str, Any] = {
@@ -124,6 +128,7 @@ class Loader:
         if reconciliation.status == RECONCILED:
             self.progress.record(bundle.extract_id, STAGE, SUCCEEDED, counts=counts, **details)
             self.metrics.extracts.labels("succeeded").inc()
+            self.metrics.last_success.set_to_current_time()
             log_event(
                 logger,
                 "extract_loaded",
@@ -136,65 +141,47 @@ class Loader:
         error = {"code": "NOT_RECONCILED", "message": reconciliation.explain()}
         self.progress.record(bundle.extract_id, STAGE, FAILED, counts=counts, error=error, **details)
         self.metrics.extracts.labels("failed").inc()
+        self.metrics.reconciliation_failures.inc()
         log_event(
             logger,
             "extract_not_reconciled",
             reconciliation.explain(),
             level=logging.ERROR,
             extract_id=bundle.extract_id,
+            error_code=error["code"],
             **counts,
         )
-        # At least once: a replay of an extract that does not reconcile alerts again.
+        # Once per extract: a replay that still does not reconcile finds the alert raised.
         raise_alert(
             self.settings,
-            stage=STAGE,
-            event="extract_not_reconciled",
-            message=f"extract {bundle.extract_id} did not reconcile: {reconciliation.explain()}",
-            extract_id=bundle.extract_id,
-            details={"counts": counts, "table": f"{database}.AUDIT.BATCHES"},
+            Alert(
+                stage=STAGE,
+                event="extract_not_reconciled",
+                code=error["code"],
+                message=f"extract {bundle.extract_id} did not reconcile: {reconciliation.explain()}",
+                extract_id=bundle.extract_id,
+                source=bundle.source,
+                evidence=f"{database}.AUDIT.BATCHES (EXTRACT_ID = '{bundle.extract_id}')",
+                replay=replay_command(STAGE, bundle.extract_id),
+                details={"counts": counts},
+            ),
         )
 
     def _quarantine(self, created: ObjectCreated, error: BadBundle) -> None:
-        try:
-            location = locate(created)
-            extract_id, source = location.extract_id, location.source
-        except UnexpectedKey:
-            extract_id = source = None
-        why = refusal(error, created, extract_id=extract_id, source=source)
-        where = quarantine_uri(self.settings, created)
-        if already_quarantined(self.settings, created, why):
-            log_event(logger, "already_quarantined", str(error), extract_id=extract_id, quarantine=where)
-            self._mark_quarantined(extract_id, error, where)  # in case a crash came before the mark
+        if already_quarantined(self.settings, self.progress, created, error):
+            log_event(logger, "already_quarantined", str(error), manifest=created.uri)
             return
-        files = copy_bundle(self.settings, created)
+        where = quarantine_bundle(self.settings, self.progress, created, error)
         self.metrics.extracts.labels("quarantined").inc()
         log_event(
             logger,
             "bundle_quarantined",
             str(error),
             level=logging.WARNING,
-            extract_id=extract_id,
+            error_code=error.code,
+            manifest=created.uri,
             quarantine=where,
-            reason_code=error.code,
         )
-        raise_alert(
-            self.settings,
-            stage=STAGE,
-            event="bundle_quarantined",
-            message=f"bundle {created.uri} was not loaded: {error}",
-            extract_id=extract_id,
-            details={**error.as_error(), "quarantine": where},
-        )
-        # After the alert: from here on a replay of the same event finds the refusal handled.
-        write_reason(self.settings, created, why, files)
-        # Last: once the extract reads "quarantined", its reason.json is there to read.
-        self._mark_quarantined(extract_id, error, where)
-
-    def _mark_quarantined(self, extract_id: str | None, error: BadBundle, where: str) -> None:
-        if extract_id:
-            self.progress.record(
-                extract_id, STAGE, QUARANTINED, error={**error.as_error(), "quarantine": where}
-            )
 
 
 def make_handler(

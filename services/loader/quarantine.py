@@ -1,7 +1,7 @@
 """Keep a bundle the loader refused: ``s3://{prefix}-quarantine/load/{source}/{extract_id}/…`` + reason.json.
 
-The archive keeps its copy too. ``reason.json`` is written last (after the alert), so its presence means
-the refusal was handled completely, and a replayed event for the same bundle and reason changes nothing.
+The archive keeps its copy too. The steps and their order are ``shared.quarantine``'s; a replayed event for
+the same bundle and the same reason finds reason.json and changes nothing.
 """
 
 from __future__ import annotations
@@ -9,56 +9,59 @@ from __future__ import annotations
 import posixpath
 from typing import Any
 
-from services.loader.exceptions import BadBundle
+from services.loader.bundle import locate
+from services.loader.exceptions import BadBundle, UnexpectedKey
 from shared import quarantine
 from shared.aws import client
 from shared.events import ObjectCreated
+from shared.progress import ExtractProgress
+from shared.quarantine import Refusal
 from shared.settings import Settings
 
 QUARANTINE_FOLDER = "load"
 STAGE = "loader"
 
 
-def quarantine_prefix(created: ObjectCreated) -> str:
-    """``load/{source}/{extract_id}/``: the manifest's folder in the archive, under the loader's folder."""
+def refusal(created: ObjectCreated) -> Refusal:
+    """The manifest's folder in the archive, kept under ``load/`` (``load/{source}/{extract_id}/``)."""
+    try:
+        location = locate(created)
+        extract_id, source = location.extract_id, location.source
+    except UnexpectedKey:
+        extract_id = source = None
     folder = posixpath.dirname(created.key)
-    return f"{QUARANTINE_FOLDER}/{folder}/" if folder else f"{QUARANTINE_FOLDER}/"
+    return Refusal(
+        stage=STAGE,
+        folder=f"{QUARANTINE_FOLDER}/{folder}/" if folder else f"{QUARANTINE_FOLDER}/",
+        origin=created.uri,
+        extract_id=extract_id,
+        source=source,
+    )
 
 
-def quarantine_uri(settings: Settings, created: ObjectCreated, name: str = "") -> str:
-    return f"s3://{settings.bucket('quarantine')}/{quarantine_prefix(created)}{name}"
+def already_quarantined(
+    settings: Settings, progress: ExtractProgress, created: ObjectCreated, error: BadBundle
+) -> bool:
+    """Whether an earlier delivery quarantined this bundle for the same reason (then marked again)."""
+
+    def same(reason: dict[str, Any]) -> bool:
+        return reason.get("reason") == error.code and reason.get("message") == error.described
+
+    s3 = client("s3", settings)
+    found = quarantine.already_quarantined(s3, settings, refusal(created), progress=progress, same=same)
+    return found is not None
 
 
-def refusal(error: BadBundle, created: ObjectCreated, *, extract_id: str | None, source: str | None) -> dict:
-    """What reason.json says about the refusal: which stage refused which bundle, and why."""
-    return {
-        "stage": STAGE,
-        "extract_id": extract_id,
-        "source": source,
-        "reason": error.code,
-        "message": str(error),
-        "origin": created.uri,
-    }
-
-
-def already_quarantined(settings: Settings, created: ObjectCreated, why: dict[str, Any]) -> bool:
-    """Whether an earlier delivery quarantined this bundle for the same reason."""
-    kept = quarantine.read_reason(client("s3", settings), settings, quarantine_prefix(created))
-    return kept is not None and all(kept.get(name) == value for name, value in why.items())
-
-
-def copy_bundle(settings: Settings, created: ObjectCreated) -> list[str]:
-    """Copy every object in the manifest's folder to the quarantine; their paths relative to it."""
+def quarantine_bundle(
+    settings: Settings, progress: ExtractProgress, created: ObjectCreated, error: BadBundle
+) -> str:
+    """Copy the manifest's folder to the quarantine, explain, alert, mark; the quarantine folder's URI."""
     s3 = client("s3", settings)
     folder = posixpath.dirname(created.key)
-    prefix = quarantine_prefix(created)
-    if not folder:
-        return quarantine.copy_into_quarantine(s3, settings, created.bucket, "", prefix, keys=[created.key])
-    return quarantine.copy_into_quarantine(s3, settings, created.bucket, f"{folder}/", prefix)
 
+    def keep(bucket: str, into: str) -> list[str]:
+        if not folder:
+            return quarantine.copy_into_quarantine(s3, settings, created.bucket, "", into, keys=[created.key])
+        return quarantine.copy_into_quarantine(s3, settings, created.bucket, f"{folder}/", into)
 
-def write_reason(settings: Settings, created: ObjectCreated, why: dict[str, Any], files: list[str]) -> str:
-    """Write reason.json beside the quarantined files; its URI."""
-    return quarantine.write_reason(
-        client("s3", settings), settings, quarantine_prefix(created), files=files, **why
-    )
+    return quarantine.quarantine(s3, settings, refusal(created), error, keep, progress=progress)

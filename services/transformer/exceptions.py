@@ -1,31 +1,23 @@
 """Why a transform fails: bad input is quarantined and never retried; anything else is retried.
 
-A ``BadInput`` carries a ``code`` that travels in the progress record, the quarantine's ``reason.json``
+Every error has the shape of ``shared.errors.PipelineError``; a ``BadInput`` (a ``Refused``) carries a
+``code`` that travels in the progress record, the quarantine's ``reason.json``
 and alerts. A Glue job run reports only a message, so the job puts the code first (``CODE: message``)
 and the Glue runner turns it back into the same class.
 """
 
 from __future__ import annotations
 
+from shared.errors import PipelineError, Refused
 
-class TransformError(Exception):
+
+class TransformError(PipelineError):
     """Root of the transformer's errors."""
 
     code = "TRANSFORM_FAILED"
 
-    def __init__(self, message: str):
-        super().__init__(message)
-        self.message = message
 
-    def __str__(self) -> str:
-        return f"{self.code}: {self.message}"
-
-    def as_error(self) -> dict[str, str]:
-        """The error as the progress record and alerts carry it; ``reason.json`` names the code ``reason``."""
-        return {"code": self.code, "message": self.message}
-
-
-class BadInput(TransformError):
+class BadInput(TransformError, Refused):
     """The processed extract can never be transformed as it is; it goes to quarantine."""
 
     code = "BAD_INPUT"

@@ -16,20 +16,21 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from services.transformer.exceptions import BadInput, StorageUnavailable
+from services.transformer.exceptions import BadInput, GlueJobFailed, StorageUnavailable
+from services.transformer.metrics import METRICS
 from services.transformer.processed import ProcessedExtract, prepare_job, read_manifest
-from services.transformer.quarantine import explain, keep_files, quarantine_prefix, quarantine_uri
+from services.transformer.quarantine import refusal
 from services.transformer.runner import TransformResult, TransformRunner, make_runner
 from services.transformer.settings import TransformerSettings, transformer_settings
-from shared.alerts import raise_alert
+from shared.alerts import Alert, raise_alert
 from shared.aws import client, object_exists
 from shared.batch import Handler, s3_event_handler
 from shared.events import ObjectCreated
 from shared.logs import log_event
 from shared.manifest import MANIFEST_NAME, Manifest
 from shared.metrics import StageMetrics
-from shared.progress import QUARANTINED, RUNNING, SUCCEEDED, ExtractProgress
-from shared.quarantine import read_reason
+from shared.progress import RUNNING, SUCCEEDED, ExtractProgress
+from shared.quarantine import already_quarantined, copy_into_quarantine, quarantine, replay_command
 from shared.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -37,10 +38,9 @@ logger = logging.getLogger(__name__)
 STAGE = "transformer"
 
 
-@functools.cache
 def transformer_metrics() -> StageMetrics:
     """The stage's Prometheus metrics; registered once per process."""
-    return StageMetrics(STAGE)
+    return METRICS
 
 
 class ExtractTransformer:
@@ -67,7 +67,7 @@ class ExtractTransformer:
             self.metrics.extracts.labels("skipped").inc()
             return
 
-        self.progress.record(extract.extract_id, STAGE, RUNNING, processed=extract.uri)
+        self.progress.record(extract.extract_id, STAGE, RUNNING, source=extract.source, processed=extract.uri)
         log_event(logger, "transform_started", extract_id=extract.extract_id, processed=extract.uri)
         started = time.monotonic()
         s3 = client("s3", self.settings)
@@ -81,10 +81,34 @@ class ExtractTransformer:
         except Exception as exc:
             self.metrics.extracts.labels("failed").inc()
             log_event(
-                logger, "transform_failed", str(exc), level=logging.ERROR, extract_id=extract.extract_id
+                logger,
+                "transform_failed",
+                str(exc),
+                level=logging.ERROR,
+                extract_id=extract.extract_id,
+                error_code=getattr(exc, "code", type(exc).__name__),
             )
+            if isinstance(exc, GlueJobFailed):
+                self._alert_glue_failed(extract, exc)
             raise
+        self.metrics.bytes.labels("in").inc(job.input_bytes or 0)
         self._succeeded(extract, result, time.monotonic() - started)
+
+    def _alert_glue_failed(self, extract: ProcessedExtract, error: GlueJobFailed) -> None:
+        """A Glue run failing alerts once per extract; the message stays for retry (then the DLQ)."""
+        raise_alert(
+            self.settings,
+            Alert(
+                stage=STAGE,
+                event="glue_run_failed",
+                code=error.code,
+                message=f"the Glue job run transforming extract {extract.extract_id} failed: {error.message}",
+                extract_id=extract.extract_id,
+                source=extract.source,
+                evidence=f"the Glue job run's logs in CloudWatch (/aws-glue/jobs); input {extract.uri}",
+                replay=replay_command(STAGE, extract.extract_id),
+            ),
+        )
 
     def _succeeded(self, extract: ProcessedExtract, result: TransformResult, seconds: float) -> None:
         counts = result.counts.as_dict()
@@ -96,8 +120,9 @@ class ExtractTransformer:
             archive=result.manifest_uri,
             seconds=round(seconds, 3),
         )
-        for kind in ("clean", "rejected", "duplicates"):
+        for kind in ("extracted", "clean", "rejected", "duplicates"):
             self.metrics.rows.labels(kind).inc(counts[kind])
+        self.metrics.bytes.labels("out").inc(sum(resource.bytes for resource in result.manifest.resources))
         self.metrics.extracts.labels("succeeded").inc()
         self.metrics.duration.observe(seconds)
         log_event(
@@ -131,17 +156,14 @@ class ExtractTransformer:
         return True
 
     def _already_quarantined(self, extract: ProcessedExtract) -> bool:
+        s3 = client("s3", self.settings)
         try:
-            reason = read_reason(client("s3", self.settings), self.settings, quarantine_prefix(extract))
+            reason = already_quarantined(s3, self.settings, refusal(extract), progress=self.progress)
         except (ClientError, BotoCoreError) as exc:
             raise StorageUnavailable(f"could not read the quarantine of {extract.uri}: {exc}") from exc
         if reason is None:
             return False
         log_event(logger, "already_quarantined", "already quarantined", extract_id=extract.extract_id)
-        # Marked again, in case a crash came between reason.json and the mark.
-        error = {"code": reason.get("reason"), "message": reason.get("message")}
-        where = quarantine_uri(self.settings, extract)
-        self.progress.record(extract.extract_id, STAGE, QUARANTINED, error=error, quarantine=where)
         return True
 
     def _exists(self, bucket: str, key: str) -> bool:
@@ -151,10 +173,10 @@ class ExtractTransformer:
             raise StorageUnavailable(f"could not look for s3://{bucket}/{key}: {exc}") from exc
 
     def _quarantine(self, s3: Any, extract: ProcessedExtract, error: BadInput) -> None:
-        # Files, alert, reason.json, mark: a crash before reason.json repeats the alert on the retry
-        # rather than losing it, and once the extract reads "quarantined" its reason.json is there.
-        files = keep_files(s3, self.settings, extract)
-        where = quarantine_uri(self.settings, extract)
+        def keep(bucket: str, folder: str) -> list[str]:
+            return copy_into_quarantine(s3, self.settings, extract.bucket, f"{extract.prefix}/", folder)
+
+        where = quarantine(s3, self.settings, refusal(extract), error, keep, progress=self.progress)
         self.metrics.extracts.labels("quarantined").inc()
         log_event(
             logger,
@@ -162,18 +184,9 @@ class ExtractTransformer:
             str(error),
             level=logging.WARNING,
             extract_id=extract.extract_id,
+            error_code=error.code,
             quarantine=where,
         )
-        raise_alert(
-            self.settings,
-            stage=STAGE,
-            event="extract_quarantined",
-            message=f"extract {extract.extract_id} quarantined by the transformer: {error}",
-            extract_id=extract.extract_id,
-            details={**error.as_error(), "quarantine": where},
-        )
-        explain(s3, self.settings, extract, error, files)
-        self.progress.record(extract.extract_id, STAGE, QUARANTINED, error=error.as_error(), quarantine=where)
 
 
 def make_handler(

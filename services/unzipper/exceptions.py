@@ -1,6 +1,7 @@
 """Why a bundle cannot be unzipped: one reason code and one exception class per failure mode.
 
-Every ``BadBundle`` is a poison pill: the bundle is quarantined with its reason and never retried.
+Every ``BadBundle`` (a ``shared.errors.Refused``) is a poison pill: the bundle is quarantined with its reason
+and never retried.
 Anything else raised while unzipping (S3 unreachable, disk full) is retried and, failing that, dead-lettered.
 """
 
@@ -8,6 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from enum import StrEnum
+from typing import ClassVar
+
+from shared.errors import Refused
 
 
 class Reason(StrEnum):
@@ -39,71 +43,62 @@ class Reason(StrEnum):
     """A data file cannot be parsed as its format."""
 
 
-class UnzipError(Exception):
-    """Root of the unzipper's errors."""
-
-
-class BadBundle(UnzipError):
+class BadBundle(Refused):
     """A bundle that can never be unzipped as it is; quarantined, not retried."""
 
-    reason: Reason
+    code: ClassVar[str] = "BAD_BUNDLE"
 
-    def __init__(self, message: str, *, file: str | None = None):
-        super().__init__(message)
-        self.message = message
-        self.file = file
-
-    def as_error(self) -> dict[str, str]:
-        """The error as progress records and alerts carry it."""
-        return {"code": str(self.reason), "message": self.message}
+    @property
+    def reason(self) -> Reason:
+        return Reason(self.code)
 
 
 class UnrecognisedKey(BadBundle):
     """The landing key does not name a source and an extract."""
 
-    reason = Reason.UNRECOGNISED_KEY
+    code = Reason.UNRECOGNISED_KEY
 
 
 class CorruptZip(BadBundle):
     """The bundle is not a readable zip."""
 
-    reason = Reason.CORRUPT_ZIP
+    code = Reason.CORRUPT_ZIP
 
 
 class BundleTooLarge(BadBundle):
     """The bundle unzips to more bytes than allowed."""
 
-    reason = Reason.BUNDLE_TOO_LARGE
+    code = Reason.BUNDLE_TOO_LARGE
 
 
 class UnexpectedFile(BadBundle):
     """The zip holds something that is not one of the bundle's files."""
 
-    reason = Reason.UNEXPECTED_FILE
+    code = Reason.UNEXPECTED_FILE
 
 
 class MissingManifest(BadBundle):
     """The zip has no manifest.json."""
 
-    reason = Reason.MISSING_MANIFEST
+    code = Reason.MISSING_MANIFEST
 
 
 class InvalidManifest(BadBundle):
     """manifest.json is not a valid manifest of an extract."""
 
-    reason = Reason.INVALID_MANIFEST
+    code = Reason.INVALID_MANIFEST
 
 
 class ManifestMismatch(BadBundle):
     """The manifest describes another extract than the one the landing key names."""
 
-    reason = Reason.MANIFEST_MISMATCH
+    code = Reason.MANIFEST_MISMATCH
 
 
 class MissingFile(BadBundle):
     """A file the manifest lists is not in the zip."""
 
-    reason = Reason.MISSING_FILE
+    code = Reason.MISSING_FILE
 
     def __init__(self, file: str):
         super().__init__(f"{file} is listed in manifest.json but is not in the bundle", file=file)
@@ -112,7 +107,7 @@ class MissingFile(BadBundle):
 class HashMismatch(BadBundle):
     """A file's bytes differ from what the manifest vouches for."""
 
-    reason = Reason.HASH_MISMATCH
+    code = Reason.HASH_MISMATCH
 
     def __init__(self, file: str, what: str, expected: str | int, actual: str | int):
         super().__init__(f"{file}: {what} is {actual} but manifest.json says {expected}", file=file)
@@ -123,7 +118,7 @@ class HashMismatch(BadBundle):
 class SchemaMismatch(BadBundle):
     """A data file's columns are not the movie record's."""
 
-    reason = Reason.SCHEMA_MISMATCH
+    code = Reason.SCHEMA_MISMATCH
 
     @classmethod
     def columns(cls, file: str, expected: Sequence[str], actual: Sequence[str]) -> SchemaMismatch:
@@ -144,7 +139,7 @@ class SchemaMismatch(BadBundle):
 class RowCountMismatch(BadBundle):
     """A data file holds a different number of rows than the manifest says."""
 
-    reason = Reason.ROW_COUNT_MISMATCH
+    code = Reason.ROW_COUNT_MISMATCH
 
     def __init__(self, file: str, expected: int, actual: int):
         super().__init__(f"{file} has {actual} data rows but manifest.json says {expected}", file=file)
@@ -155,4 +150,4 @@ class RowCountMismatch(BadBundle):
 class MalformedFile(BadBundle):
     """A data file cannot be parsed as its format."""
 
-    reason = Reason.MALFORMED_FILE
+    code = Reason.MALFORMED_FILE

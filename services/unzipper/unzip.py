@@ -22,7 +22,7 @@ from services.unzipper.exceptions import BadBundle, Reason, UnrecognisedKey
 from services.unzipper.locations import BUNDLE_SUFFIX, LandedBundle
 from services.unzipper.metrics import METRICS
 from services.unzipper.processed import already_unzipped, publish
-from services.unzipper.quarantine import already_quarantined, quarantine, record_quarantined
+from services.unzipper.quarantine import already_quarantined, quarantine
 from services.unzipper.settings import unzipper_settings
 from services.unzipper.validate import ValidBundle, validate_bundle
 from shared.aws import client
@@ -81,6 +81,7 @@ class Unzipper:
                 )
                 return UnzipOutcome(GONE, bundle)
             bundle_hash, size = file_digest(zip_path)
+            METRICS.bytes.labels("in").inc(size)
             if self._already_handled(bundle, bundle_hash):
                 METRICS.bundles.labels(SKIPPED, "").inc()
                 log_event(logger, "bundle_already_handled", extract_id=bundle.extract_id, bundle=bundle.uri)
@@ -91,10 +92,7 @@ class Unzipper:
         """Whether this very bundle was published or quarantined before (a duplicate or replayed event)."""
         if bundle.recognised and already_unzipped(self.s3, self.settings, bundle, bundle_hash):
             return True
-        reason = already_quarantined(self.s3, self.settings, bundle, bundle_hash)
-        if reason is not None:
-            record_quarantined(self.settings, self.progress, bundle, reason)
-        return reason is not None
+        return already_quarantined(self.s3, self.settings, self.progress, bundle, bundle_hash) is not None
 
     def _unzip(
         self, bundle: LandedBundle, zip_path: Path, work: Path, *, bundle_hash: str, size: int
@@ -122,6 +120,7 @@ class Unzipper:
         METRICS.extracts.labels(SUCCEEDED).inc()
         METRICS.rows.labels("unzipped").inc(rows)
         METRICS.bundle_bytes.inc(size)
+        METRICS.bytes.labels("out").inc(sum(resource.bytes for resource in manifest.resources))
         METRICS.duration.observe(seconds)
         log_event(
             logger,

@@ -15,7 +15,16 @@ from shared.aws import client
 from shared.progress import ExtractProgress
 from shared.schema import field_names
 from shared.settings import Settings
-from tests.factories import alerts, extract_request_event, keys, movies, new_extract_id, sqs_event, sqs_record
+from tests.factories import (
+    alerts,
+    extract_request_event,
+    keys,
+    movies,
+    new_extract_id,
+    sqs_event,
+    sqs_record,
+    the_email_of,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -113,6 +122,7 @@ def test_an_unknown_source_fails_the_extract_once_without_retry(provisioned, sou
     [alert] = alerts(provisioned)
     assert alert["stage"] == "extractor" and alert["extract_id"] == extract_id
     assert "unknown source 'netflix'" in alert["message"]
+    the_email_of(provisioned, alert)
 
 
 def test_an_unreadable_source_fails_the_extract_with_nothing_landed(provisioned, sources, progress):

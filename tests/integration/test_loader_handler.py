@@ -31,6 +31,7 @@ from shared.schema import CLEAN_MOVIE_FIELDS, REJECT_FIELDS, arrow_schema
 from shared.settings import Settings
 from shared.warehouse import connect, connection_parameters, query
 from tests.conftest import free_port
+from tests.factories import the_email_of
 
 pytestmark = pytest.mark.integration
 
@@ -367,7 +368,7 @@ def test_a_file_that_does_not_match_its_manifest_is_quarantined_and_nothing_load
     reason = json.loads(
         s3.get_object(Bucket=settings.bucket("quarantine"), Key=f"{prefix}reason.json")["Body"].read()
     )
-    assert reason["reason"] == "FileMismatch" and reason["extract_id"] == bundle.extract_id
+    assert reason["reason"] == "FILE_MISMATCH" and reason["extract_id"] == bundle.extract_id
     assert "movies/part-00000.csv" in reason["message"] and "hash" in reason["message"]
     assert (reason["stage"], reason["source"], reason["origin"]) == (
         "loader",
@@ -379,10 +380,11 @@ def test_a_file_that_does_not_match_its_manifest_is_quarantined_and_nothing_load
 
     # AND the extract shows as quarantined, with one alert for both deliveries
     progress = loader_progress(settings, bundle.extract_id)
-    assert progress["status"] == "quarantined" and progress["error"]["code"] == "FileMismatch"
+    assert progress["status"] == "quarantined" and progress["error"]["code"] == "FILE_MISMATCH"
     raised = [a for a in alerts(settings) if a["extract_id"] == bundle.extract_id]
-    assert [(a["stage"], a["event"]) for a in raised] == [("loader", "bundle_quarantined")]
-    assert raised[0]["details"]["quarantine"] == f"s3://{settings.bucket('quarantine')}/{prefix}"
+    assert [(a["stage"], a["event"]) for a in raised] == [("loader", "quarantined")]
+    the_email_of(settings, raised[0])
+    assert raised[0]["evidence"] == f"s3://{settings.bucket('quarantine')}/{prefix}"
 
 
 def test_an_unreadable_manifest_is_quarantined(warehouse_settings, archive_bundle):
@@ -401,7 +403,7 @@ def test_an_unreadable_manifest_is_quarantined(warehouse_settings, archive_bundl
     assert result == {"batchItemFailures": []}
     progress = loader_progress(settings, bundle.extract_id)
     assert progress["status"] == "quarantined"
-    assert progress["error"]["code"] == "UnreadableManifest" and "'unzip'" in progress["error"]["message"]
+    assert progress["error"]["code"] == "UNREADABLE_MANIFEST" and "'unzip'" in progress["error"]["message"]
 
 
 def test_rows_the_warehouse_refuses_are_quarantined_and_none_of_the_bundle_loads(
@@ -417,7 +419,7 @@ def test_rows_the_warehouse_refuses_are_quarantined_and_none_of_the_bundle_loads
     # THEN the bundle is quarantined, naming the file, and not one of its rows is in the warehouse
     assert result == {"batchItemFailures": []}
     progress = loader_progress(settings, bundle.extract_id)
-    assert progress["status"] == "quarantined" and progress["error"]["code"] == "RowsNotLoadable"
+    assert progress["status"] == "quarantined" and progress["error"]["code"] == "ROWS_NOT_LOADABLE"
     assert "movies/part-00000.csv" in progress["error"]["message"]
     assert count(settings, "RAW.MOVIES", bundle.extract_id) == 0
     assert count(settings, "AUDIT.REJECTS", bundle.extract_id) == 0
@@ -442,6 +444,11 @@ def test_counts_that_do_not_add_up_fail_the_reconciliation_and_alert(warehouse_s
     (alert,) = [a for a in alerts(settings) if a["extract_id"] == bundle.extract_id]
     assert alert["event"] == "extract_not_reconciled"
     assert "extracted 9 != loaded 5 + rejected 1 + duplicates 0" in alert["message"]
+    the_email_of(settings, alert)
+    # AND a replayed event (the same failure) does not alert again
+    make_handler(settings)(sqs_event(settings, bundle.manifest_key), None)
+    assert [a for a in alerts(settings) if a["extract_id"] == bundle.extract_id] == []
+    the_email_of(settings, alert)
 
 
 def test_a_down_warehouse_fails_the_message_for_retry_and_loses_nothing(warehouse_settings, archive_bundle):

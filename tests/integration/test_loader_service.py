@@ -47,6 +47,11 @@ def test_the_service_loads_what_the_archive_announces(warehouse_settings: Settin
         metrics = service.get("/metrics").text
         assert 'moviepipe_loader_files_total{outcome="loaded"}' in metrics
         assert 'moviepipe_loader_extracts_total{outcome="succeeded"}' in metrics
+        # ... with the time of this last success, for the "no successful load" alert
+        (last_success,) = [
+            line for line in metrics.splitlines() if line.startswith("moviepipe_loader_last_success_")
+        ]
+        assert time.time() - float(last_success.split()[1]) < 60
 
 
 def test_the_service_reports_a_down_warehouse_as_not_ready(provisioned: Settings, monkeypatch):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from shared.progress import FAILED, RUNNING, SUCCEEDED, ExtractProgress
@@ -59,3 +61,43 @@ def test_a_stage_finished_without_starting_has_no_start_and_a_rerun_starts_again
     # THEN its start is the latest RUNNING write
     loader = progress.get("e-2")["stages"]["loader"]
     assert loader["started_at"] >= first and loader["status"] == SUCCEEDED
+
+
+def test_a_slow_attempt_finishing_late_does_not_overwrite_a_newer_word(provisioned, monkeypatch):
+    # GIVEN a stage that succeeded (a redelivery or replay), and an older attempt still running
+    progress = ExtractProgress(provisioned)
+    progress.begin("e-3", "imdb")
+    assert progress.record("e-3", "transformer", SUCCEEDED, counts={"clean": 1})
+    # WHEN the older attempt writes with the time it had (before the success)
+    monkeypatch.setattr("shared.progress.now", lambda: "2000-01-01T00:00:00.000+00:00")
+    assert progress.record("e-3", "transformer", FAILED, error={"code": "X", "message": "late"}) is False
+    # THEN the newer word stands; and asking to begin the extract again changes nothing
+    monkeypatch.undo()
+    progress.begin("e-3", "other")
+    record = progress.get("e-3")
+    assert record["stages"]["transformer"]["status"] == SUCCEEDED and record["source"] == "imdb"
+
+
+def test_recent_extracts_come_from_the_index_newest_first(provisioned):
+    # GIVEN requested extracts of two sources, and one a stage recorded without a request
+    progress = ExtractProgress(provisioned)
+    for extract_id, source in (("r-1", "imdb"), ("r-2", "other"), ("r-3", "imdb")):
+        progress.begin(extract_id, source)
+        time.sleep(0.005)  # times are in milliseconds: keep the order unambiguous
+    progress.record("r-4", "unzipper", RUNNING, source="dropped")
+    calls: list[str] = []
+    dynamodb = progress.dynamodb
+
+    class Queries:
+        """Only index queries pass; a scan would fail the test."""
+
+        def query(self, **kwargs):
+            calls.append(kwargs["IndexName"])
+            return dynamodb.query(**kwargs)
+
+    progress.dynamodb = Queries()
+    # THEN the newest come first, limited, filtered by source through its own index
+    assert [e["extract_id"] for e in progress.recent(limit=3)] == ["r-4", "r-3", "r-2"]
+    assert [e["extract_id"] for e in progress.recent(source="imdb")] == ["r-3", "r-1"]
+    assert [e["extract_id"] for e in progress.recent(source="dropped")] == ["r-4"]
+    assert calls == ["recent", "by-source", "by-source"]

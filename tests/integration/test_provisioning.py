@@ -13,6 +13,7 @@ from shared.aws import client
 from shared.consumer import QueueConsumer
 from shared.events import objects_in_sqs_body
 from shared.metrics import StageMetrics
+from tests.factories import the_email_of
 
 pytestmark = pytest.mark.integration
 
@@ -113,5 +114,8 @@ def test_consumer_deletes_successes_and_dead_letters_repeated_failures(provision
     dead = receive_all(provisioned, provisioned.dead_letter_queue("unzipper"))
     assert created_keys(dead) == ["imdb/poison.zip"]
     (alert,) = [json.loads(m["Body"]) for m in receive_all(provisioned, alerts_inbox(provisioned))]
-    assert alert["event"] == "message_dead_lettered" and alert["stage"] == "unzipper"
+    assert alert["event"] == "dead_lettered" and alert["stage"] == "unzipper"
     assert alert["details"]["objects"] == [f"s3://{provisioned.bucket('landing')}/imdb/poison.zip"]
+    assert (alert["extract_id"], alert["source"]) == ("poison", "imdb")
+    assert alert["replay"] == "moviepipe dlq redrive unzipper"
+    the_email_of(provisioned, alert)

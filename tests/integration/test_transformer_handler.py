@@ -21,6 +21,7 @@ from shared.manifest import Manifest, describe_file, new_manifest
 from shared.progress import ExtractProgress
 from shared.quarantine import REASON_KEYS
 from shared.schema import MOVIE_FIELDS, field_names
+from tests.factories import the_email_of
 
 pytestmark = pytest.mark.integration
 
@@ -220,7 +221,8 @@ def test_a_manifest_vouching_for_a_missing_file_is_quarantined_and_alerted_once(
     record = stage_record(provisioned, extract_id)
     assert record["status"] == "quarantined" and record["error"]["code"] == "INPUT_MISSING"
     raised = [a for a in alerts(provisioned) if a.get("extract_id") == extract_id]
-    assert [(a["stage"], a["event"]) for a in raised] == [("transformer", "extract_quarantined")]
+    assert [(a["stage"], a["event"]) for a in raised] == [("transformer", "quarantined")]
+    the_email_of(provisioned, raised[0])
     assert archive_objects(provisioned, extract_id) == {}
 
 

@@ -30,6 +30,7 @@ from tests.factories import (
     s3_event,
     sqs_event,
     sqs_record,
+    the_email_of,
     valid_bundle,
     zip_bundle,
 )
@@ -176,7 +177,11 @@ def test_a_bad_bundle_is_quarantined_with_its_reason_and_one_alert(
     # ... exactly one alert says what happened
     [alert] = alerts(provisioned)
     assert alert["stage"] == "unzipper" and alert["extract_id"] == extract_id
-    assert alert["details"]["reason"] == reason and says in alert["message"]
+    assert alert["code"] == reason and says in alert["message"]
+    assert alert["evidence"] == f"s3://{provisioned.bucket('quarantine')}/{folder}"
+    assert alert["replay"] == f"moviepipe replay {extract_id} --from-stage unzipper"
+    # ... and one email says the same
+    the_email_of(provisioned, alert)
     # ... the extract's progress shows it quarantined with the error, and nothing reached processed
     stage = progress.get(extract_id)["stages"]["unzipper"]
     assert stage["status"] == "quarantined"
@@ -226,8 +231,9 @@ def test_a_replayed_bad_bundle_is_alerted_once(provisioned, unzip):
     reason = object_state(provisioned, "quarantine", "")
     # WHEN the event is replayed
     unzip(event, None)
-    # THEN there was still one alert, and the quarantine is as it was
-    assert len(alerts(provisioned)) == 1
+    # THEN there was still one alert (and one email), and the quarantine is as it was
+    (alert,) = alerts(provisioned)
+    the_email_of(provisioned, alert)
     assert object_state(provisioned, "quarantine", "") == reason
 
 
@@ -275,7 +281,7 @@ def test_a_junk_key_is_quarantined_under_its_own_name(provisioned, unzip):
     why = read_json(provisioned, "quarantine", "unzip/stray/upload/file/reason.json")
     assert why["reason"] == "UNRECOGNISED_KEY" and why["extract_id"] is None
     assert "stray/upload/file.zip" in why["message"]
-    assert [alert["details"]["reason"] for alert in alerts(provisioned)] == ["UNRECOGNISED_KEY"]
+    assert [alert["code"] for alert in alerts(provisioned)] == ["UNRECOGNISED_KEY"]
 
 
 def test_objects_that_are_not_zips_are_ignored(provisioned, unzip):
@@ -304,7 +310,7 @@ def test_the_extract_status_shows_the_quarantined_unzipper_stage(provisioned, un
     assert stage["status"] == "quarantined"
     assert stage["error"]["code"] == "HASH_MISMATCH"
     assert "movies.csv" in stage["error"]["message"]
-    assert stage["quarantine"].endswith(f"unzip/imdb/{extract_id}/{extract_id}.zip")
+    assert stage["quarantine"].endswith(f"unzip/imdb/{extract_id}/")
 
 
 def test_the_lambda_entry_point_reads_its_deployment_from_the_environment(provisioned, monkeypatch):

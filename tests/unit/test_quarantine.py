@@ -27,7 +27,7 @@ def write(s3: RecordingS3, **extras: Any) -> str:
         stage="loader",
         extract_id="e1",
         source="imdb",
-        reason="FileMismatch",
+        reason="FILE_MISMATCH",
         message="movies/part-00000.csv: hash differs",
         origin="s3://moviepipe-archive/imdb/e1/manifest.json",
         files=["manifest.json", "movies/part-00000.csv"],
@@ -50,7 +50,7 @@ def test_reason_json_has_the_core_keys_first_then_the_stage_extras():
     assert uri == "s3://moviepipe-quarantine/load/imdb/e1/reason.json"
     document = json.loads(put["Body"])
     assert list(document) == [*REASON_KEYS, "file"]
-    assert document["reason"] == "FileMismatch" and document["origin"].endswith("imdb/e1/manifest.json")
+    assert document["reason"] == "FILE_MISMATCH" and document["origin"].endswith("imdb/e1/manifest.json")
     assert document["files"] == ["manifest.json", "movies/part-00000.csv"]
     assert document["quarantined_at"].endswith("+00:00")
 
