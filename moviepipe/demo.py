@@ -115,4 +115,6 @@ def run_demo(
     )
     console.print("stop:        moviepipe down")
     console.print("[dim](the commands are in .venv/bin/ unless the virtualenv is active)[/dim]")
+    dashboard = settings.service_url("dashboard")
+    console.print(f"[bold]Dashboard: {dashboard}/[/bold]   (analytics; the pipeline at {dashboard}/pipeline)")
     return 0

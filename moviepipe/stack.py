@@ -1,4 +1,4 @@
-"""The local stack: moto, the warehouse stand-in and the four services, as child processes.
+"""The local stack: moto, the warehouse stand-in, the four services and the dashboard, as child processes.
 
 ``moviepipe up`` runs it in the foreground (Ctrl-C stops everything); ``--detach`` runs the same thing in
 the background and returns once every component answers; ``moviepipe down`` stops it.
@@ -22,6 +22,9 @@ from shared.aws import aws_environment
 from shared.settings import STAGES, Settings
 
 SERVICES = STAGES
+DASHBOARD = "dashboard"
+APPS = (*SERVICES, DASHBOARD)
+"""The stack's FastAPI apps (run by uvicorn, each ready at ``/ready``): the stages, then the dashboard."""
 START_TIMEOUT_SECONDS = 180
 STOP_TIMEOUT_SECONDS = 20
 
@@ -73,7 +76,7 @@ def components(settings: Settings) -> list[Component]:
             "/health",
         ),
     ]
-    for service in SERVICES:
+    for service in APPS:
         found.append(
             Component(
                 service,
@@ -147,8 +150,8 @@ def running_pid(settings: Settings) -> int | None:
 
 
 def is_up(settings: Settings) -> bool:
-    """Whether the whole stack answers: every service ready."""
-    return all(answers(f"http://{settings.host}:{settings.port(s)}/ready") for s in SERVICES)
+    """Whether the whole stack answers: every service and the dashboard ready."""
+    return all(answers(f"http://{settings.host}:{settings.port(s)}/ready") for s in APPS)
 
 
 def _port_in_use(host: str, port: int) -> bool:
@@ -221,9 +224,9 @@ class Stack:
             time.sleep(0.5)
 
     def stop(self) -> None:
-        """Stop the services together, then the warehouse, then moto; SIGKILL what will not stop in time."""
-        services = [c for c in self.components if c.name in SERVICES]
-        infrastructure = [c for c in reversed(self.components) if c.name not in SERVICES]
+        """Stop the apps together, then the warehouse, then moto; SIGKILL what will not stop in time."""
+        services = [c for c in self.components if c.name in APPS]
+        infrastructure = [c for c in reversed(self.components) if c.name not in APPS]
         for group in (services, *([c] for c in infrastructure)):
             running = [c for c in group if c.process and c.process.poll() is None]
             if not running:

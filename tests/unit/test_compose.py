@@ -24,6 +24,15 @@ def test_compose_file_is_valid():
 
 def test_compose_runs_every_component_with_a_health_check():
     services = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
-    for name in ("moto", "warehouse", "extractor", "unzipper", "transformer", "loader"):
+    for name in ("moto", "warehouse", "extractor", "unzipper", "transformer", "loader", "dashboard"):
         assert name in services
         assert services[name]["healthcheck"]["test"][0] == "CMD-SHELL"
+
+
+def test_the_dashboard_starts_once_the_warehouse_and_the_loader_are_healthy():
+    dashboard = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]["dashboard"]
+    assert "services.dashboard.app:app" in dashboard["command"] and "8000" in dashboard["command"]
+    assert dashboard["ports"] == ["8000:8000"]
+    assert dashboard["depends_on"]["warehouse"]["condition"] == "service_healthy"
+    assert dashboard["depends_on"]["loader"]["condition"] == "service_healthy"
+    assert "8000/health" in dashboard["healthcheck"]["test"][1]

@@ -5,9 +5,9 @@ from moviepipe.bench import timings
 from shared.settings import Settings
 
 
-def test_stack_starts_aws_then_warehouse_then_every_service_on_its_port(tmp_path):
+def test_stack_starts_aws_then_warehouse_then_every_service_then_the_dashboard_on_its_port(tmp_path):
     # GIVEN
-    settings = Settings(home=tmp_path, extractor_port=9101, loader_port=9104)
+    settings = Settings(home=tmp_path, extractor_port=9101, loader_port=9104, dashboard_port=9100)
     # WHEN
     planned = stack.components(settings)
     # THEN
@@ -18,10 +18,26 @@ def test_stack_starts_aws_then_warehouse_then_every_service_on_its_port(tmp_path
         "unzipper",
         "transformer",
         "loader",
+        "dashboard",
     ]
     ports = {c.name: c.port for c in planned}
     assert ports["extractor"] == 9101 and ports["loader"] == 9104 and ports["moto"] == 4566
-    assert "services.loader.app:app" in planned[-1].argv
+    assert "services.loader.app:app" in planned[-2].argv
+    dashboard = planned[-1]
+    assert "services.dashboard.app:app" in dashboard.argv and "9100" in dashboard.argv
+    assert dashboard.ready_path == "/ready" and dashboard.url(settings) == "http://127.0.0.1:9100"
+
+
+def test_the_stack_is_up_only_when_the_dashboard_answers_too(tmp_path, monkeypatch):
+    # GIVEN every service ready but the dashboard
+    settings = Settings(home=tmp_path)
+    dashboard = f"{settings.service_url('dashboard')}/ready"
+    monkeypatch.setattr(stack, "answers", lambda url, timeout=1.0: url != dashboard)
+    # THEN the stack is not up
+    assert not stack.is_up(settings)
+    # WHEN the dashboard answers as well, THEN it is
+    monkeypatch.setattr(stack, "answers", lambda url, timeout=1.0: True)
+    assert stack.is_up(settings)
 
 
 def test_children_get_the_resolved_settings(tmp_path):
@@ -29,6 +45,7 @@ def test_children_get_the_resolved_settings(tmp_path):
     env = stack.child_environment(settings)
     assert env["MOVIEPIPE_PREFIX"] == "acme"
     assert env["MOVIEPIPE_WAREHOUSE_PORT"] == "9190"
+    assert env["MOVIEPIPE_DASHBOARD_PORT"] == "8000"
     assert env["AWS_ENDPOINT_URL"] == "http://127.0.0.1:4566"
     assert env["MOVIEPIPE_HOME"] == str(tmp_path.resolve())
 

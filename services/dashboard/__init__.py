@@ -1,0 +1,1 @@
+"""The built-in dashboard: the star schema's views and the pipeline's health, as server-rendered pages."""
