@@ -15,7 +15,11 @@ FINAL_STATUSES = ("loaded", EMPTY, QUARANTINED, FAILED)
 
 
 class ApiError(Exception):
-    """The extractor answered with an error, or not at all."""
+    """The extractor answered with an error (``status`` is its HTTP status), or not at all (None)."""
+
+    def __init__(self, message: str, status: int | None = None):
+        super().__init__(message)
+        self.status = status
 
 
 class ExtractorClient:
@@ -39,7 +43,7 @@ class ExtractorClient:
                 detail = response.json().get("detail", response.text)
             except ValueError:
                 detail = response.text
-            raise ApiError(f"{method} {path} → {response.status_code}: {detail}")
+            raise ApiError(f"{method} {path} → {response.status_code}: {detail}", response.status_code)
         return response.json()
 
     def request_extract(self, source: str, *, full_refresh: bool = False) -> str:
@@ -66,11 +70,23 @@ class ExtractorClient:
         on_update: Callable[[dict[str, Any]], None],
         timeout: float = 900,
         interval: float = 0.25,
+        appear_within: float = 0,
     ) -> dict[str, Any]:
-        """Poll the extract until it is loaded, quarantined or failed (or ``timeout`` passes)."""
-        deadline = time.monotonic() + timeout
+        """Poll the extract until it is loaded, quarantined or failed (or ``timeout`` passes).
+
+        An extract that began with a bundle dropped into landing (not with a request) has no record
+        until the unzipper picks the bundle up; ``appear_within`` is how long an unknown id is waited for.
+        """
+        started = time.monotonic()
+        deadline = started + timeout
         while True:
-            record = self.extract(extract_id)
+            try:
+                record = self.extract(extract_id)
+            except ApiError as error:
+                if error.status != 404 or time.monotonic() > started + min(appear_within, timeout):
+                    raise
+                time.sleep(interval)
+                continue
             on_update(record)
             if record.get("status") in FINAL_STATUSES:
                 return record
