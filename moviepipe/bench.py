@@ -89,7 +89,7 @@ def versions() -> dict[str, str]:
     return found
 
 
-SECTIONS = ("end_to_end", "extractor", "loader")
+SECTIONS = ("end_to_end", "dashboard", "extractor", "loader")
 LOADER_SIZES = (58_788, 1_000_000)
 
 
@@ -127,6 +127,13 @@ def run_bench(
         if measured is None:
             return 1
         report["end_to_end"] = measured
+    if "dashboard" in sections:
+        from moviepipe.bench_dashboard import run_dashboard_bench
+
+        report["dashboard"] = {
+            "measured_at": f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
+            **run_dashboard_bench(settings, runs=runs, step=step),
+        }
     if "extractor" in sections:
         from moviepipe.bench_extractor import run_extractor_bench
         from services.extractor.sources.scaled import DEFAULT_POSTGRES_URL
@@ -233,6 +240,32 @@ def render(report: dict[str, Any]) -> str:
         for number, result in enumerate(e2e["runs"], 1):
             lines.append(f"| {number} | " + " | ".join(f"{result[c]:.2f}" for c in columns) + " |")
         lines.append("| **median** | " + " | ".join(f"**{medians[c]:.2f}**" for c in columns) + " |")
+        lines.append("")
+    dashboard = report.get("dashboard")
+    if dashboard:
+        target_ms = dashboard["target_seconds"] * 1000
+        lines += [
+            "## Dashboard: GET /analytics and /pipeline, whole response",
+            "",
+            f"Measured {dashboard['measured_at']} on what the warehouse held then "
+            f"({dashboard['movie_versions']:,} movie versions, {dashboard['batches']:,} batches), "
+            f"{dashboard['pages'][0]['runs']} requests each after one warm-up. 'fresh' asks "
+            "`Cache-Control: no-cache` (a hard reload): every section is read again — the warehouse "
+            "through the Snowflake connector, the progress and alerts tables, the quarantine bucket, the "
+            "DLQs; 'cached' renders what was read less than `MOVIEPIPE_DASHBOARD_CACHE_SECONDS` ago.",
+            "",
+            f"Target: ≤ {target_ms:.0f} ms per page, fresh — {'met' if dashboard['met'] else 'NOT met'}.",
+            "",
+            "| page | fresh median (ms) | fresh max (ms) | cached median (ms) | cached max (ms) "
+            "| size (kB) |",
+            "|---|---|---|---|---|---|",
+        ]
+        for page in dashboard["pages"]:
+            lines.append(
+                f"| /{page['page']} | **{page['fresh_median_seconds'] * 1000:.0f}** | "
+                f"{page['fresh_max_seconds'] * 1000:.0f} | {page['cached_median_seconds'] * 1000:.0f} | "
+                f"{page['cached_max_seconds'] * 1000:.0f} | {page['bytes'] / 1000:.0f} |"
+            )
         lines.append("")
     extractor = report.get("extractor")
     if extractor:

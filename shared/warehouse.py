@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
+import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 import snowflake.connector
 from snowflake.connector import SnowflakeConnection
-from snowflake.connector.errors import InterfaceError, OperationalError
+from snowflake.connector.errors import HttpError, InterfaceError, OperationalError
 
 from shared.logs import log_event
 from shared.settings import Settings
@@ -25,6 +27,17 @@ logger = logging.getLogger(__name__)
 LOCAL_TIMEOUTS = {"login_timeout": 5, "network_timeout": 2, "socket_timeout": 600}
 
 Params = Sequence[Any] | dict[str, Any] | None
+
+
+SESSION_GONE = {390111, 390112, 390114}
+"""Snowflake's error numbers for a session that ended or whose token expired."""
+
+
+def lost_connection(exc: BaseException) -> bool:
+    """Whether ``exc`` says the connection (not the statement) is unusable: drop it, open another."""
+    if isinstance(exc, OperationalError | InterfaceError | HttpError):
+        return True
+    return getattr(exc, "errno", None) in SESSION_GONE
 
 
 class WarehouseError(Exception):
@@ -63,15 +76,20 @@ def connection_parameters(settings: Settings) -> dict[str, Any]:
     return parameters
 
 
+def _open(settings: Settings) -> SnowflakeConnection:
+    try:
+        return snowflake.connector.connect(**connection_parameters(settings))
+    except (OperationalError, InterfaceError) as exc:
+        where = address(settings)
+        log_event(logger, "warehouse_unavailable", level=logging.WARNING, warehouse=where, error=str(exc))
+        raise WarehouseUnavailable(f"the warehouse at {where} did not answer: {exc}") from exc
+
+
 @contextlib.contextmanager
 def connect(settings: Settings) -> Iterator[SnowflakeConnection]:
     """An open connection: committed when the block ends, rolled back if it raises, closed either way."""
     where = address(settings)
-    try:
-        connection = snowflake.connector.connect(**connection_parameters(settings))
-    except (OperationalError, InterfaceError) as exc:
-        log_event(logger, "warehouse_unavailable", level=logging.WARNING, warehouse=where, error=str(exc))
-        raise WarehouseUnavailable(f"the warehouse at {where} did not answer: {exc}") from exc
+    connection = _open(settings)
     try:
         yield connection
         connection.commit()
@@ -84,6 +102,65 @@ def connect(settings: Settings) -> Iterator[SnowflakeConnection]:
     finally:
         with contextlib.suppress(Exception):
             connection.close()
+
+
+class ConnectionPool:
+    """Open connections kept between uses, as a BI tool keeps them: a login costs more than a query.
+
+    ``connection()`` lends an idle connection (or opens one); it goes back when the block ends, unless
+    it failed on the way (a connection-level error closes it) or was idle past ``idle_seconds`` (the
+    warehouse may have ended the session). At most ``size`` are kept; more may be open at once. For
+    reads: nothing is committed on return.
+    """
+
+    def __init__(self, settings: Settings, *, size: int = 4, idle_seconds: float = 600):
+        self.settings = settings
+        self.size = size
+        self.idle_seconds = idle_seconds
+        self._idle: list[tuple[float, SnowflakeConnection]] = []
+        self._lock = threading.Lock()
+
+    def _take(self) -> SnowflakeConnection | None:
+        with self._lock:
+            while self._idle:
+                since, connection = self._idle.pop()
+                if time.monotonic() - since < self.idle_seconds and not connection.is_closed():
+                    return connection
+                with contextlib.suppress(Exception):
+                    connection.close()
+        return None
+
+    def _give_back(self, connection: SnowflakeConnection) -> None:
+        with self._lock:
+            if len(self._idle) < self.size:
+                self._idle.append((time.monotonic(), connection))
+                return
+        with contextlib.suppress(Exception):
+            connection.close()
+
+    @contextlib.contextmanager
+    def connection(self) -> Iterator[SnowflakeConnection]:
+        where = address(self.settings)
+        connection = self._take() or _open(self.settings)
+        try:
+            yield connection
+        except BaseException as exc:
+            if lost_connection(exc):
+                with contextlib.suppress(Exception):
+                    connection.close()
+                raise WarehouseUnavailable(f"lost the warehouse at {where}: {exc}") from exc
+            with contextlib.suppress(Exception):
+                connection.rollback()
+            self._give_back(connection)
+            raise
+        self._give_back(connection)
+
+    def close(self) -> None:
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for _, connection in idle:
+            with contextlib.suppress(Exception):
+                connection.close()
 
 
 @contextlib.contextmanager

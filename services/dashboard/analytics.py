@@ -8,11 +8,12 @@ from services.dashboard import charts
 from services.dashboard.queries import analytics_queries, warehouse_reader
 from services.dashboard.sections import PageData, Section, read_all
 from services.dashboard.settings import DashboardSettings
+from shared.warehouse import ConnectionPool
 
 PAGE = "analytics"
 
 
-def read_analytics(settings: DashboardSettings) -> PageData:
+def read_analytics(settings: DashboardSettings, pool: ConnectionPool | None = None) -> PageData:
     """Every section of the analytics page, read now."""
     queries = analytics_queries(
         settings.warehouse_database,
@@ -20,7 +21,7 @@ def read_analytics(settings: DashboardSettings) -> PageData:
         points=settings.dashboard_scatter_points,
         recent=settings.dashboard_recent,
     )
-    readers = [warehouse_reader(settings, queries)]
+    readers = [warehouse_reader(settings, queries, pool)]
     return PageData(read_all(readers, timeout=settings.dashboard_section_timeout_seconds))
 
 

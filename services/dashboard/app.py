@@ -15,7 +15,7 @@ from services.dashboard.sections import PageCache
 from services.dashboard.settings import dashboard_settings
 from shared.service import bucket_check, create_service, table_check
 from shared.settings import Settings
-from shared.warehouse import query
+from shared.warehouse import ConnectionPool, query
 
 STAGE = "dashboard"
 
@@ -36,6 +36,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.metrics = METRICS
     app.state.page_cache = PageCache(settings.dashboard_cache_seconds, METRICS)
+    app.state.warehouse_pool = ConnectionPool(settings)
     app.include_router(router)
     return app
 

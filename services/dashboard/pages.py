@@ -14,6 +14,7 @@ from services.dashboard import analytics, charts, pipeline
 from services.dashboard.metrics import METRICS
 from services.dashboard.sections import PageCache, PageData
 from services.dashboard.settings import DashboardSettings
+from shared.warehouse import ConnectionPool
 
 router = APIRouter()
 
@@ -29,14 +30,17 @@ templates = Environment(
 def render(
     request: Request,
     page: str,
-    read: Callable[[DashboardSettings], PageData],
+    read: Callable[[DashboardSettings, ConnectionPool], PageData],
     view: Callable[[PageData], dict[str, Any]],
 ) -> HTMLResponse:
     """Read the page's data (or take it from the cache), render its template, time the whole."""
     started = time.perf_counter()
     settings: DashboardSettings = request.app.state.settings
     cache: PageCache = request.app.state.page_cache
-    data = cache.get(page, lambda: read(settings))
+    # A hard reload (or any client asking ``Cache-Control: no-cache``) reads the data again.
+    fresh = "no-cache" in request.headers.get("cache-control", "").lower()
+    pool: ConnectionPool = request.app.state.warehouse_pool
+    data = cache.get(page, lambda: read(settings, pool), fresh=fresh)
     context = {
         **view(data),
         "title": page,

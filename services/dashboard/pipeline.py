@@ -19,6 +19,7 @@ from shared.progress import FAILED, QUARANTINED, ExtractProgress
 from shared.quarantine import REASON_NAME
 from shared.rejects import Reason
 from shared.settings import STAGES
+from shared.warehouse import ConnectionPool
 
 PAGE = "pipeline"
 COUNTS = ("extracted", "clean", "rejected", "duplicates", "loaded")
@@ -61,10 +62,10 @@ def dead_letter_depths(settings: DashboardSettings) -> dict[str, int]:
     return depths
 
 
-def readers(settings: DashboardSettings) -> list[Reader]:
+def readers(settings: DashboardSettings, pool: ConnectionPool | None = None) -> list[Reader]:
     queries = pipeline_queries(settings.warehouse_database, recent=settings.dashboard_recent)
     return [
-        warehouse_reader(settings, queries),
+        warehouse_reader(settings, queries, pool),
         single(
             "extracts", f"the progress table ({settings.extracts_table})", lambda: recent_extracts(settings)
         ),
@@ -78,9 +79,9 @@ def readers(settings: DashboardSettings) -> list[Reader]:
     ]
 
 
-def read_pipeline(settings: DashboardSettings) -> PageData:
+def read_pipeline(settings: DashboardSettings, pool: ConnectionPool | None = None) -> PageData:
     """Every section of the pipeline page, read now."""
-    return PageData(read_all(readers(settings), timeout=settings.dashboard_section_timeout_seconds))
+    return PageData(read_all(readers(settings, pool), timeout=settings.dashboard_section_timeout_seconds))
 
 
 # --- what the template shows ----------------------------------------------------------------------------

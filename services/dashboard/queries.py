@@ -7,10 +7,11 @@ one connection through the Snowflake connector, each statement a section that ma
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from services.dashboard.sections import Reader, Section, describe, failed
 from shared.settings import Settings
-from shared.warehouse import connect
+from shared.warehouse import ConnectionPool, WarehouseUnavailable, lost_connection
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*$")
 
@@ -75,26 +76,41 @@ def pipeline_queries(database: str, *, recent: int) -> dict[str, str]:
     }
 
 
-def warehouse_reader(settings: Settings, queries: dict[str, str]) -> Reader:
+def warehouse_reader(
+    settings: Settings, queries: dict[str, str], pool: ConnectionPool | None = None
+) -> Reader:
     """Run ``queries`` in turn on one connection; each result is a section of rows keyed by column name.
 
-    A statement that fails fails its own section; a warehouse that does not answer fails them all.
+    The connection comes from ``pool`` (the dashboard keeps one, so a page does not pay a login), or is
+    opened for this read. A statement that fails fails its own section; a warehouse that does not
+    answer fails them all.
     """
     names = tuple(queries)
     what = f"the warehouse ({settings.warehouse_database})"
 
-    def read() -> dict[str, Section]:
+    def attempt(connection: Any) -> dict[str, Section]:
         sections: dict[str, Section] = {}
-        with connect(settings) as connection:
-            for name, sql in queries.items():
-                try:
-                    cursor = connection.cursor()
-                    cursor.execute(sql)
-                    columns = [column.name.upper() for column in cursor.description or []]
-                    rows = [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
-                    sections[name] = Section(name, value=rows)
-                except Exception as exc:
-                    sections.update(failed((name,), f"{what}: {describe(exc)}"))
+        for name, sql in queries.items():
+            try:
+                cursor = connection.cursor()
+                cursor.execute(sql)
+                columns = [column.name.upper() for column in cursor.description or []]
+                rows = [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
+                sections[name] = Section(name, value=rows)
+            except Exception as exc:
+                if lost_connection(exc):
+                    raise  # the connection, not the statement: the pool drops it
+                sections.update(failed((name,), f"{what}: {describe(exc)}"))
         return sections
+
+    def read() -> dict[str, Section]:
+        lender = pool or ConnectionPool(settings, size=0)
+        try:
+            with lender.connection() as connection:
+                return attempt(connection)
+        except WarehouseUnavailable:
+            # A kept connection may have outlived its session (a warehouse restart): once more, anew.
+            with lender.connection() as connection:
+                return attempt(connection)
 
     return Reader("warehouse", what, names, read)

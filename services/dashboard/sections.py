@@ -21,7 +21,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 from services.dashboard.metrics import METRICS, DashboardMetrics
 from shared.warehouse import WarehouseError
 
-_POOL = ThreadPoolExecutor(max_workers=8, thread_name_prefix="dashboard-read")
+# Sized for a few pages read at once, with room for reads still waiting on an AWS that does not answer.
+_POOL = ThreadPoolExecutor(max_workers=16, thread_name_prefix="dashboard-read")
 
 
 @dataclass(frozen=True)
@@ -126,8 +127,8 @@ class PageCache:
         self._locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
 
-    def get(self, page: str, read: Callable[[], PageData]) -> PageData:
-        """The page's data: what was read less than ``seconds`` ago, else read now.
+    def get(self, page: str, read: Callable[[], PageData], *, fresh: bool = False) -> PageData:
+        """The page's data: what was read less than ``seconds`` ago, else (or when ``fresh``) read now.
 
         Data with a failed section is not kept: the next request tries again.
         """
@@ -135,7 +136,7 @@ class PageCache:
             lock = self._locks.setdefault(page, threading.Lock())
         with lock:
             kept = self._pages.get(page)
-            if kept and time.monotonic() - kept[0] < self.seconds:
+            if kept and not fresh and time.monotonic() - kept[0] < self.seconds:
                 self.metrics.reads.labels("hit").inc()
                 return kept[1]
             self.metrics.reads.labels("miss").inc()

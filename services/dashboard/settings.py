@@ -10,7 +10,7 @@ class DashboardSettings(Settings):
 
     dashboard_cache_seconds: float = 5.0
     """A page's data is read again at most this often; 0 reads on every request."""
-    dashboard_section_timeout_seconds: float = 10.0
+    dashboard_section_timeout_seconds: float = 4.0
     """A section that has not answered in this time is shown as failed; the rest of the page still renders."""
     dashboard_top_movies: int = 20
     """Rows of ``V_TOP_MOVIES`` shown."""

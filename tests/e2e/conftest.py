@@ -6,9 +6,11 @@ import subprocess
 import sys
 from collections.abc import Iterator
 
+import httpx
 import pytest
 
 from moviepipe import stack
+from moviepipe.client import ExtractorClient
 from shared.settings import Settings
 from tests.conftest import free_port
 
@@ -26,6 +28,16 @@ def stack_settings(tmp_path_factory) -> Iterator[Settings]:
         yield settings
     finally:
         stack.stop_detached(settings, lambda step: None)
+
+
+@pytest.fixture(scope="session")
+def loaded_extract(stack_settings) -> tuple[str, dict]:
+    """One real IMDb extract, requested with POST /extracts and followed until it is loaded."""
+    response = httpx.post(f"{stack_settings.service_url('extractor')}/extracts", json={"source": "imdb"})
+    assert response.status_code == 202, response.text
+    extract_id = response.json()["extract_id"]
+    record = ExtractorClient(stack_settings).follow(extract_id, lambda _: None, timeout=600)
+    return extract_id, record
 
 
 def run_cli(settings: Settings, *args: str, columns: int = 80) -> subprocess.CompletedProcess:

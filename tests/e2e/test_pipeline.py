@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import time
 
-import httpx
 import pytest
 
 from moviepipe.client import ExtractorClient
@@ -41,16 +40,6 @@ def wait_until_queues_drain(settings, stages=("unzipper", "transformer", "loader
             return
         time.sleep(0.5)
     raise TimeoutError("queues did not drain")
-
-
-@pytest.fixture(scope="module")
-def loaded_extract(stack_settings):
-    """One real IMDb extract, requested with POST /extracts and followed until it is loaded."""
-    response = httpx.post(f"{stack_settings.service_url('extractor')}/extracts", json={"source": "imdb"})
-    assert response.status_code == 202, response.text
-    extract_id = response.json()["extract_id"]
-    record = ExtractorClient(stack_settings).follow(extract_id, lambda _: None, timeout=600)
-    return extract_id, record
 
 
 def test_extract_is_loaded_and_reconciles_against_the_source(stack_settings, loaded_extract):
@@ -177,8 +166,8 @@ def test_corrupt_bundle_is_quarantined_and_shown(stack_settings):
     client("s3", stack_settings).put_object(
         Bucket=stack_settings.bucket("landing"), Key=f"imdb/{extract_id}.zip", Body=b"this is not a zip"
     )
-    # WHEN we follow it
-    record = ExtractorClient(stack_settings).follow(extract_id, lambda _: None, timeout=60)
+    # WHEN we follow it (it has no record until the unzipper picks the bundle up)
+    record = ExtractorClient(stack_settings).follow(extract_id, lambda _: None, timeout=60, appear_within=30)
     # THEN it is quarantined with a reason, both over HTTP and in the CLI
     assert record["status"] == "quarantined"
     assert record["stages"]["unzipper"]["error"]["code"] == "CORRUPT_ZIP"

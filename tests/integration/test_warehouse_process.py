@@ -15,7 +15,7 @@ import snowflake.connector
 
 from shared.aws import client
 from shared.settings import Settings
-from shared.warehouse import connect, connection_parameters, query
+from shared.warehouse import ConnectionPool, connect, connection_parameters, query
 from tests.conftest import free_port, wait_for_http
 from tests.integration.conftest import warehouse_process
 
@@ -253,3 +253,34 @@ def test_the_module_can_run_in_process(moto_endpoint, tmp_path: Path):
     # THEN it answers like the process does
     with running(tmp_path / "wh", moto_endpoint) as port:
         assert query(at(port, "INPROC"), "SELECT 41 + 1")[1] == [(42,)]
+
+
+def test_the_connection_pool_reuses_connections_and_survives_a_warehouse_restart(moto_endpoint, tmp_path):
+    from services.dashboard.queries import warehouse_reader
+
+    # GIVEN a pool and a reader of one table, as the dashboard holds them
+    data_dir, port = tmp_path / "warehouse", free_port()
+    with warehouse_process(data_dir, port=port, aws_endpoint_url=moto_endpoint):
+        query(at(port), "CREATE TABLE KEEP.PUBLIC.T (ID NUMBER(38,0))")
+        query(at(port), "INSERT INTO KEEP.PUBLIC.T VALUES (7)")
+        pool = ConnectionPool(at(port))
+        reader = warehouse_reader(at(port), {"rows": "SELECT ID FROM KEEP.PUBLIC.T"}, pool)
+        # WHEN it reads twice
+        assert reader.read()["rows"].value == [{"ID": 7}]
+        with pool.connection() as first:
+            pass
+        with pool.connection() as second:
+            pass
+        # THEN the second read had the first's connection, not a new login
+        assert first is second and not first.is_closed()
+        # AND a statement's own error fails its section but keeps the connection
+        broken = warehouse_reader(at(port), {"bad": "SELECT NOPE FROM KEEP.PUBLIC.T"}, pool)
+        assert broken.read()["bad"].failed
+        with pool.connection() as third:
+            assert third is first
+
+    # WHEN the warehouse restarts on the same port, the kept connection's session gone with it
+    with warehouse_process(data_dir, port=port, aws_endpoint_url=moto_endpoint):
+        # THEN the next read still answers, on a new connection
+        assert reader.read()["rows"].value == [{"ID": 7}]
+    pool.close()
