@@ -149,3 +149,11 @@ def table_schema(fields: tuple[Field, ...] = MOVIE_FIELDS) -> dict[str, Any]:
             column["constraints"] = f.constraints
         columns.append(column)
     return {"fields": columns, "missingValues": [""]}
+
+
+_GLUE = {"string": "string", "integer": "bigint", "number": "double", "boolean": "boolean"}
+
+
+def glue_columns(fields: tuple[Field, ...] = MOVIE_FIELDS) -> list[dict[str, str]]:
+    """Columns of a Glue Data Catalog table (Hive types), for Athena and crawlers."""
+    return [{"Name": f.name, "Type": _GLUE[f.kind], "Comment": f.description[:255]} for f in fields]

@@ -71,6 +71,12 @@ class GlueJobFailed(TransformError):
     code = "GLUE_JOB_FAILED"
 
 
+class CatalogUnavailable(TransformError):
+    """The Glue Data Catalog did not take the extract's tables or partitions; the message is retried."""
+
+    code = "CATALOG_UNAVAILABLE"
+
+
 class ArchiveIncomplete(TransformError):
     """A finished job left no archive manifest, or files that disagree with its counts."""
 

@@ -45,8 +45,12 @@ from shared.schema import CLEAN_MOVIE_FIELDS, MOVIE_FIELDS, REJECT_FIELDS, Field
 
 JOB_ARGUMENTS = ("input_path", "output_path", "extract_id", "source", "extracted_at", "expected_rows")
 """The job's arguments, by the names Glue passes them (``--input_path`` …) and argparse parses them."""
-OPTIONAL_ARGUMENTS = {"extract_kind": "full"}
+OPTIONAL_ARGUMENTS = {"extract_kind": "full", "s3_io": "auto"}
 """Arguments a caller may leave out, with their defaults (a run submitted by an older transformer)."""
+CHOICES = {"extract_kind": ("full", "incremental"), "s3_io": ("auto", "spark", "boto3")}
+"""``s3_io``: who reads and writes ``s3://`` paths. ``spark``: the executors (Glue's S3 connector);
+``boto3``: the driver stages the input in and the archive out (plain pyspark, which has no S3
+connector, or a small run); ``auto``: ``spark`` inside Glue, ``boto3`` elsewhere."""
 
 SPARK_CONF = {"spark.sql.ansi.enabled": "false"}
 """Session settings the job's semantics depend on (ANSI mode is off in Spark 3.5 but on in 4.x)."""
@@ -87,6 +91,7 @@ class JobArguments:
     extracted_at: str
     expected_rows: int
     extract_kind: str = "full"
+    s3_io: str = "auto"
 
 
 def parse_args(argv: Sequence[str]) -> JobArguments:
@@ -108,7 +113,7 @@ def parse_args(argv: Sequence[str]) -> JobArguments:
         for name in JOB_ARGUMENTS:
             parser.add_argument(f"--{name}", required=True)
         for name, default in OPTIONAL_ARGUMENTS.items():
-            parser.add_argument(f"--{name}", default=default, choices=("full", "incremental"))
+            parser.add_argument(f"--{name}", default=default, choices=CHOICES[name])
         # Glue adds arguments of its own (--job-bookmark-option, --TempDir …); they are not ours to refuse.
         options = vars(parser.parse_known_args(list(argv[1:]))[0])
     return JobArguments(
@@ -119,21 +124,22 @@ def parse_args(argv: Sequence[str]) -> JobArguments:
         extracted_at=options["extracted_at"],
         expected_rows=int(options["expected_rows"]),
         extract_kind=options["extract_kind"],
+        s3_io=options["s3_io"],
     )
 
 
-def job_session() -> SparkSession:
-    """Glue's session in a Glue run, otherwise the active (or a new) plain Spark session."""
+def job_session() -> tuple[SparkSession, bool]:
+    """Glue's session in a Glue run, otherwise the active (or a new) plain Spark session; whether Glue's."""
     try:
         from awsglue.context import GlueContext
         from pyspark.context import SparkContext
 
-        spark = GlueContext(SparkContext.getOrCreate()).spark_session
+        spark, in_glue = GlueContext(SparkContext.getOrCreate()).spark_session, True
     except Exception:  # awsglue missing, or its Python side without Glue's jars
-        spark = SparkSession.builder.appName("moviepipe-transform").getOrCreate()
+        spark, in_glue = SparkSession.builder.appName("moviepipe-transform").getOrCreate(), False
     for key, value in SPARK_CONF.items():
         spark.conf.set(key, value)
-    return spark
+    return spark, in_glue
 
 
 # -- reading --------------------------------------------------------------------------------------
@@ -472,29 +478,46 @@ def transform(
 def main(argv: Sequence[str] | None = None) -> Manifest:
     """One job run: cleanse, write the archive files, then commit them with the archive manifest."""
     args = parse_args(sys.argv if argv is None else argv)
-    spark = job_session()
-    common = {
-        "input_path": args.input_path,
-        "extract_id": args.extract_id,
-        "expected_rows": args.expected_rows,
-    }
+    spark, in_glue = job_session()
+    through_boto3 = args.s3_io == "boto3" or (args.s3_io == "auto" and not in_glue)
+    s3 = None
     with tempfile.TemporaryDirectory(prefix="moviepipe-transform-") as tmp:
         work = Path(tmp)
+        parts = work / "parts"
+        input_path = args.input_path
+        if through_boto3 and input_path.startswith("s3://"):
+            import boto3
+
+            s3 = boto3.client("s3")
+            bucket, key = split_s3_uri(input_path)
+            (work / "input").mkdir()
+            input_path = str(work / "input" / "movies.csv")
+            s3.download_file(bucket, key, input_path)
+        common = {
+            "input_path": input_path,
+            "extract_id": args.extract_id,
+            "expected_rows": args.expected_rows,
+        }
+        spark_wrote_s3 = False
         if args.output_path.startswith("s3://"):
             import boto3
 
-            # On a cluster the executors cannot write to the driver's disk: Spark writes beside the archive,
-            # the driver fetches the parts to describe them, then publishes them under their final names.
-            s3 = boto3.client("s3")
+            s3 = s3 or boto3.client("s3")
             bucket, prefix = split_s3_uri(args.output_path)
-            counts = transform(spark, **common, output=f"{args.output_path}/_spark")
-            download_prefix(s3, bucket, f"{prefix}/_spark", work)
             target: S3Target | DirectoryTarget = S3Target(s3, bucket, prefix)
+            if through_boto3:
+                counts = transform(spark, **common, output=parts.as_uri())
+            else:
+                # On a cluster the executors cannot write to the driver's disk: Spark writes beside the
+                # archive, the driver fetches the parts to describe them, then publishes them by name.
+                counts = transform(spark, **common, output=f"{args.output_path}/_spark")
+                spark_wrote_s3 = True
+                download_prefix(s3, bucket, f"{prefix}/_spark", parts)
         else:
-            counts = transform(spark, **common, output=work.as_uri())
+            counts = transform(spark, **common, output=parts.as_uri())
             target = DirectoryTarget(Path(args.output_path))
         manifest = publish_archive(
-            work,
+            parts,
             target,
             extract_id=args.extract_id,
             source=args.source,
@@ -502,7 +525,7 @@ def main(argv: Sequence[str] | None = None) -> Manifest:
             row_counts=counts.as_dict(),
             extract_kind=args.extract_kind,
         )
-        if isinstance(target, S3Target):
+        if spark_wrote_s3 and isinstance(target, S3Target):
             delete_prefix(target.s3, target.bucket, f"{target.prefix}/_spark")
     return manifest
 

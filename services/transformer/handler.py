@@ -16,6 +16,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from services.transformer.catalog import Catalog
 from services.transformer.exceptions import BadInput, GlueJobFailed, StorageUnavailable
 from services.transformer.metrics import METRICS
 from services.transformer.processed import ProcessedExtract, prepare_job, read_manifest
@@ -51,6 +52,7 @@ class ExtractTransformer:
         self.runner = runner
         self.metrics = metrics
         self.progress = ExtractProgress(settings)
+        self.catalog = Catalog(settings) if settings.glue_catalog else None
 
     def process(self, created: ObjectCreated) -> None:
         """Handle one created object; only an extract's processed manifest starts a transform."""
@@ -92,6 +94,7 @@ class ExtractTransformer:
                 self._alert_glue_failed(extract, exc)
             raise
         self.metrics.bytes.labels("in").inc(job.input_bytes or 0)
+        self._register(extract)
         self._succeeded(extract, result, time.monotonic() - started)
 
     def _alert_glue_failed(self, extract: ProcessedExtract, error: GlueJobFailed) -> None:
@@ -148,12 +151,19 @@ class ExtractTransformer:
         log_event(logger, "already_transformed", "already transformed", extract_id=extract.extract_id)
         stages = (self.progress.get(extract.extract_id) or {}).get("stages", {})
         if stages.get(STAGE, {}).get("status") != SUCCEEDED:
+            self._register(extract)
             body = client("s3", self.settings).get_object(Bucket=archive, Key=key)["Body"].read()
             counts = Manifest.from_json(body).row_counts
             self.progress.record(
                 extract.extract_id, STAGE, SUCCEEDED, counts=counts, archive=f"s3://{archive}/{key}"
             )
         return True
+
+    def _register(self, extract: ProcessedExtract) -> None:
+        """The archived extract in the Glue Data Catalog; a failure fails the message, and the retry
+        (which finds the archive done) registers it before recording success."""
+        if self.catalog is not None:
+            self.catalog.register(extract.source, extract.extract_id)
 
     def _already_quarantined(self, extract: ProcessedExtract) -> bool:
         s3 = client("s3", self.settings)

@@ -31,6 +31,7 @@ from services.transformer.exceptions import (
     SparkJobFailed,
     StorageUnavailable,
 )
+from services.transformer.glue_assets import GLUE_VERSION, AssetUploader, GlueAssets
 from services.transformer.glue_job import SPARK_CONF, TransformCounts, transform
 from services.transformer.settings import TransformerSettings
 from shared.aws import client
@@ -248,6 +249,7 @@ class LocalSparkRunner:
 
 GLUE_RUNNING = ("STARTING", "RUNNING", "STOPPING", "WAITING")
 GLUE_FAILED = ("FAILED", "ERROR", "TIMEOUT", "STOPPED", "EXPIRED")
+GLUE_GOING = ("STARTING", "RUNNING", "WAITING")
 _BAD_INPUT_CODE = re.compile(r"\b(" + "|".join(BAD_INPUT_ERRORS) + r"): (.*)", re.DOTALL)
 
 
@@ -273,26 +275,40 @@ def glue_run_error(job_name: str, run_id: str, state: str, message: str) -> Exce
 
 
 class GlueRunner:
-    """Starts one AWS Glue job run per extract and waits for it; the job writes the archive itself."""
+    """Starts one AWS Glue job run per extract and waits for it; the job writes the archive itself.
 
-    def __init__(self, settings: TransformerSettings, *, sleep: Callable[[float], None] = time.sleep):
+    Before the first run it uploads the job's code (``glue_assets``: once per version) and, where
+    ``glue_role_arn`` is set, creates the job if it is missing. A run of the same extract still going
+    (a redelivered message, a transformer restarted mid-wait) is followed, not started twice. The run is
+    looked at after ``glue_first_poll_seconds``, then less and less often up to ``glue_poll_seconds``;
+    past ``glue_deadline_seconds`` it is asked to stop and fails.
+    """
+
+    def __init__(
+        self,
+        settings: TransformerSettings,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self.settings = settings
         self.sleep = sleep
+        self.clock = clock
+        self.assets = AssetUploader(settings, settings.glue_assets_location)
 
     def run(self, job: TransformJob) -> TransformResult:
         glue = client("glue", self.settings)
         name = self.settings.glue_job
         try:
-            run_id = glue.start_job_run(JobName=name, Arguments=glue_arguments(job))["JobRunId"]
-            log_event(logger, "glue_job_started", extract_id=job.extract_id, job_name=name, run_id=run_id)
-            while True:
-                run = glue.get_job_run(JobName=name, RunId=run_id, PredecessorsIncluded=False)["JobRun"]
-                state = run["JobRunState"]
-                if state == "SUCCEEDED":
-                    break
-                if state in GLUE_FAILED:
-                    raise glue_run_error(name, run_id, state, run.get("ErrorMessage", ""))
-                self.sleep(self.settings.glue_poll_seconds)
+            assets = self.assets.ensure(client("s3", self.settings))
+        except (ClientError, BotoCoreError) as exc:
+            raise StorageUnavailable(
+                f"could not upload the Glue job's code to {self.settings.glue_assets_location}: {exc}"
+            ) from exc
+        try:
+            self._ensure_job(glue, assets)
+            run_id = self._running_run(glue, job) or self._start(glue, job, assets)
+            self._wait(glue, job, run_id)
         except (ClientError, BotoCoreError) as exc:
             raise GlueJobFailed(f"Glue job {name} for extract {job.extract_id}: {exc}") from exc
         manifest = self._archive_manifest(job)
@@ -301,6 +317,89 @@ class GlueRunner:
             manifest=manifest,
             manifest_uri=job.manifest_uri,
         )
+
+    def _ensure_job(self, glue: Any, assets: GlueAssets) -> None:
+        name = self.settings.glue_job
+        try:
+            found = glue.get_job(JobName=name)["Job"]
+        except glue.exceptions.EntityNotFoundException:
+            if not self.settings.glue_role_arn:
+                raise GlueJobFailed(
+                    f"the Glue job {name} does not exist: deploy it (deploy/aws) or set "
+                    "MOVIEPIPE_GLUE_ROLE_ARN to let the transformer create it"
+                ) from None
+            glue.create_job(
+                Name=name,
+                Role=self.settings.glue_role_arn,
+                Command={"Name": "glueetl", "ScriptLocation": assets.script_location, "PythonVersion": "3"},
+                GlueVersion=GLUE_VERSION,
+                WorkerType=self.settings.glue_worker_type,
+                NumberOfWorkers=self.settings.glue_workers,
+                DefaultArguments={"--job-language": "python"},
+            )
+            log_event(logger, "glue_job_created", job_name=name, script=assets.script_location)
+            return
+        script = found.get("Command", {}).get("ScriptLocation")
+        if script != assets.script_location:
+            log_event(
+                logger,
+                "glue_job_script_elsewhere",
+                f"the Glue job runs {script}, not {assets.script_location}: it must import the job "
+                "from --extra-py-files as glue_entry.py does",
+                level=logging.WARNING,
+                job_name=name,
+            )
+
+    def _running_run(self, glue: Any, job: TransformJob) -> str | None:
+        """A run of this extract that has not finished (started by an earlier delivery), if any."""
+        pages = glue.get_paginator("get_job_runs").paginate(JobName=self.settings.glue_job)
+        for page in pages:
+            for run in page.get("JobRuns", []):
+                same = (run.get("Arguments") or {}).get("--extract_id") == job.extract_id
+                if same and run.get("JobRunState") in GLUE_GOING:
+                    log_event(logger, "glue_run_followed", extract_id=job.extract_id, run_id=run["Id"])
+                    return run["Id"]
+        return None
+
+    def _start(self, glue: Any, job: TransformJob, assets: GlueAssets) -> str:
+        arguments = {**assets.run_arguments(), **glue_arguments(job)}
+        run_id = glue.start_job_run(JobName=self.settings.glue_job, Arguments=arguments)["JobRunId"]
+        log_event(
+            logger,
+            "glue_job_started",
+            extract_id=job.extract_id,
+            job_name=self.settings.glue_job,
+            run_id=run_id,
+            version=assets.version,
+        )
+        return run_id
+
+    def _wait(self, glue: Any, job: TransformJob, run_id: str) -> None:
+        name = self.settings.glue_job
+        deadline = self.clock() + self.settings.glue_deadline_seconds
+        delay = self.settings.glue_first_poll_seconds
+        while True:
+            run = glue.get_job_run(JobName=name, RunId=run_id, PredecessorsIncluded=False)["JobRun"]
+            state = run["JobRunState"]
+            if state == "SUCCEEDED":
+                return
+            if state in GLUE_FAILED:
+                raise glue_run_error(name, run_id, state, run.get("ErrorMessage", ""))
+            if self.clock() + delay > deadline:
+                self._stop(glue, run_id)
+                raise GlueJobFailed(
+                    f"Glue job {name} run {run_id} was still {state} after "
+                    f"{self.settings.glue_deadline_seconds:.0f}s (MOVIEPIPE_GLUE_DEADLINE_SECONDS); "
+                    "asked Glue to stop it"
+                )
+            self.sleep(delay)
+            delay = min(delay * 2, self.settings.glue_poll_seconds)
+
+    def _stop(self, glue: Any, run_id: str) -> None:
+        try:
+            glue.batch_stop_job_run(JobName=self.settings.glue_job, JobRunIds=[run_id])
+        except Exception as exc:  # the run is failed either way; stopping it only saves its cost
+            log_event(logger, "glue_run_not_stopped", str(exc), level=logging.WARNING, run_id=run_id)
 
     def warm_up(self) -> None:
         """Nothing to warm: Glue starts a cluster per run."""

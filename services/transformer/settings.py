@@ -15,7 +15,21 @@ class TransformerSettings(Settings):
 
     glue_job_name: str | None = None
     """The Glue job that runs ``services/transformer/glue_job.py``; default ``{prefix}-transform``."""
+    glue_assets: str | None = None
+    """``s3://bucket/prefix`` for the job's entry script and code; default ``s3://{prefix}-processed/_glue``."""
     glue_poll_seconds: float = 15.0
+    """The longest wait between two looks at a run (the first is after ``glue_first_poll_seconds``)."""
+    glue_first_poll_seconds: float = 2.0
+    glue_deadline_seconds: float = 3600.0
+    """A run still going after this long is asked to stop and counts as failed."""
+    glue_role_arn: str | None = None
+    """The role a job created by the transformer runs as; the job is created only when this is set
+    (in AWS, deploy/aws creates it)."""
+    glue_worker_type: str = "G.1X"
+    glue_workers: int = 2
+
+    glue_catalog: bool = True
+    """Register each archived extract in the Glue Data Catalog (database ``{prefix}``)."""
 
     spark_master: str = "local[2]"
     spark_shuffle_partitions: int = 2
@@ -23,6 +37,10 @@ class TransformerSettings(Settings):
     @property
     def glue_job(self) -> str:
         return self.glue_job_name or f"{self.prefix}-transform"
+
+    @property
+    def glue_assets_location(self) -> str:
+        return self.glue_assets or f"s3://{self.bucket('processed')}/_glue"
 
 
 def transformer_settings(settings: Settings | None = None) -> TransformerSettings:

@@ -10,23 +10,12 @@ import time
 
 import pytest
 
-from services.transformer.exceptions import GlueJobFailed
-from services.transformer.handler import make_handler as transformer_handler
-from services.transformer.settings import transformer_settings
 from shared import alerts as alerts_module
 from shared.alerts import Alert, SmtpTarget, forget_alerts, raise_alert, recent_alerts
 from shared.aws import aws_environment, client
-from shared.events import s3_notification
-from shared.manifest import describe_file, new_manifest
-from shared.schema import MOVIE_FIELDS
 from tests.factories import (
     alerts,
-    csv_bytes,
     emails,
-    movie,
-    new_extract_id,
-    sqs_event,
-    sqs_record,
     the_email_of,
 )
 
@@ -126,43 +115,6 @@ def test_a_forgotten_alert_is_raised_again_and_both_stay_listed(provisioned):
     assert raise_alert(provisioned, failure()) is True
     assert len(alerts(provisioned)) == 2
     assert [alert["extract_id"] for alert in recent_alerts(provisioned)] == ["e1", "e1"]
-
-
-def test_a_failed_glue_run_alerts_once_and_leaves_the_message_for_retry(provisioned, tmp_path):
-    # GIVEN a processed extract, and a Glue job whose runs fail
-    class FailingGlue:
-        def run(self, job):
-            raise GlueJobFailed("Glue job moviepipe-transform run jr_1 ended FAILED: OutOfMemory")
-
-    extract_id = new_extract_id()
-    local = tmp_path / "movies.csv"
-    local.write_bytes(csv_bytes([movie(title="A", year=2000)]))
-    manifest = new_manifest(
-        extract_id=extract_id,
-        source="imdb",
-        stage="unzip",
-        row_counts={"extracted": 1},
-        resources=[describe_file(local, name="movies", rows=1, fields=MOVIE_FIELDS)],
-    )
-    s3 = client("s3", provisioned)
-    s3.upload_file(str(local), provisioned.bucket("processed"), f"imdb/{extract_id}/movies.csv")
-    key = f"imdb/{extract_id}/manifest.json"
-    s3.put_object(Bucket=provisioned.bucket("processed"), Key=key, Body=manifest.to_json().encode())
-    handler = transformer_handler(transformer_settings(provisioned), FailingGlue())
-    event = sqs_event(sqs_record(s3_notification(provisioned.bucket("processed"), key)))
-    alerts(provisioned)
-    # WHEN the message is delivered three times
-    results = [handler(event, None) for _ in range(3)]
-    # THEN each delivery fails (to be retried, then dead-lettered), and one alert says why
-    assert all(len(result["batchItemFailures"]) == 1 for result in results)
-    (alert,) = alerts(provisioned)
-    assert (alert["event"], alert["code"], alert["extract_id"]) == (
-        "glue_run_failed",
-        "GLUE_JOB_FAILED",
-        extract_id,
-    )
-    assert "OutOfMemory" in alert["message"]
-    the_email_of(provisioned, alert)
 
 
 def test_moviepipe_alerts_lists_them(provisioned):

@@ -13,7 +13,7 @@ import pytest
 
 from deploy.resources import alerts_inbox
 from services.transformer.handler import make_handler
-from services.transformer.runner import GlueRunner, LocalSparkRunner, TransformJob
+from services.transformer.runner import LocalSparkRunner
 from services.transformer.settings import transformer_settings
 from shared.aws import client
 from shared.events import s3_notification
@@ -294,44 +294,3 @@ def test_the_real_imdb_extract_is_conserved_through_s3(provisioned, spark, imdb_
     assert counts["extracted"] == 58_788 == counts["clean"] + counts["rejected"] + counts["duplicates"]
     assert counts["clean"] > 58_000
     print(f"IMDb transform through S3 took {seconds:.1f}s: {counts}")
-
-
-def test_the_glue_runner_starts_the_job_and_reads_the_archive_it_left(provisioned):
-    # GIVEN a Glue job (moto's runs succeed at once and run no script) and the archive a run would leave
-    own = transformer_settings(provisioned).model_copy(update={"transform_runner": "glue"})
-    glue = client("glue", own)
-    glue.create_job(
-        Name=own.glue_job,
-        Role="arn:aws:iam::123456789012:role/glue",
-        Command={"Name": "glueetl", "ScriptLocation": "s3://scripts/glue_job.py", "PythonVersion": "3"},
-    )
-    job = TransformJob(
-        extract_id="e-glue",
-        source=SOURCE,
-        extracted_at="2026-01-01T00:00:00+00:00",
-        extracted=3,
-        input_bucket=own.bucket("processed"),
-        input_key=f"{SOURCE}/e-glue/movies.csv",
-        input_hash=None,
-        input_bytes=None,
-        archive_bucket=own.bucket("archive"),
-    )
-    left = new_manifest(
-        extract_id="e-glue",
-        source=SOURCE,
-        stage="transform",
-        row_counts={"extracted": 3, "clean": 2, "rejected": 1, "duplicates": 0},
-        resources=[],
-    )
-    client("s3", own).put_object(
-        Bucket=job.archive_bucket, Key=f"{job.archive_prefix}/manifest.json", Body=left.to_json().encode()
-    )
-    # WHEN
-    result = GlueRunner(own, sleep=lambda _: None).run(job)
-    # THEN
-    assert result.counts.as_dict() == left.row_counts
-    runs = glue.get_job_runs(JobName=own.glue_job)["JobRuns"]
-    assert (
-        len(runs) == 1
-        and runs[0]["Arguments"]["--output_path"] == f"s3://{own.bucket('archive')}/{SOURCE}/e-glue"
-    )

@@ -55,6 +55,9 @@ def test_the_service_is_healthy_at_once_ready_when_warm_and_transforms_what_land
         # THEN its archive is committed, and the metrics count it
         key = f"{SOURCE}/{extract_id}/manifest.json"
         assert wait_until(lambda: object_exists(provisioned, provisioned.bucket("archive"), key))
+        # (the counts follow the archive: the extract is registered in the Data Catalog in between)
+        succeeded = 'moviepipe_transformer_extracts_total{outcome="succeeded"}'
+        assert wait_until(lambda: succeeded in http.get("/metrics").text)
         metrics = http.get("/metrics").text
         assert 'moviepipe_transformer_rows_total{kind="clean"}' in metrics
         assert 'moviepipe_transformer_extracts_total{outcome="succeeded"}' in metrics

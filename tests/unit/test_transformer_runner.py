@@ -2,14 +2,8 @@
 
 from __future__ import annotations
 
-import io
-
-import boto3
 import pytest
-from botocore.response import StreamingBody
-from botocore.stub import Stubber
 
-from services.transformer import runner as runner_module
 from services.transformer.exceptions import GlueJobFailed, ManifestUnreadable, RowCountMismatch
 from services.transformer.processed import ProcessedExtract, movies_resource
 from services.transformer.runner import (
@@ -20,7 +14,7 @@ from services.transformer.runner import (
     glue_run_error,
     make_runner,
 )
-from services.transformer.settings import TransformerSettings, transformer_settings
+from services.transformer.settings import transformer_settings
 from shared.manifest import Resource, new_manifest
 from shared.settings import Settings
 
@@ -62,69 +56,6 @@ def test_a_failed_run_that_reported_bad_input_becomes_that_error_again():
 def test_any_other_failed_run_is_a_glue_failure_naming_the_run():
     error = glue_run_error("job", "jr_1", "TIMEOUT", "")
     assert isinstance(error, GlueJobFailed) and "jr_1 ended TIMEOUT" in str(error)
-
-
-class StubbedClients:
-    """Stand-in for ``shared.aws.client``: stubbed boto3 clients by service name."""
-
-    def __init__(self):
-        self.clients = {name: boto3.client(name, region_name="us-east-1") for name in ("glue", "s3")}
-        self.stubs = {name: Stubber(client) for name, client in self.clients.items()}
-
-    def __call__(self, service, settings):
-        return self.clients[service]
-
-
-@pytest.fixture
-def stubbed(monkeypatch):
-    clients = StubbedClients()
-    monkeypatch.setattr(runner_module, "client", clients)
-    for stub in clients.stubs.values():
-        stub.activate()
-    yield clients.stubs
-    for stub in clients.stubs.values():
-        stub.assert_no_pending_responses()
-
-
-def job_run(state: str, message: str = "") -> dict:
-    run = {"Id": "jr_1", "JobRunState": state}
-    return {"JobRun": {**run, "ErrorMessage": message} if message else run}
-
-
-def test_the_glue_runner_polls_until_the_run_succeeds_then_reads_the_archive_manifest(stubbed):
-    # GIVEN a run that starts, runs, succeeds, and the manifest it left
-    settings = TransformerSettings(prefix="p", transform_runner="glue", glue_poll_seconds=7)
-    run_key = {"JobName": "p-transform", "RunId": "jr_1", "PredecessorsIncluded": False}
-    stubbed["glue"].add_response(
-        "start_job_run", {"JobRunId": "jr_1"}, {"JobName": "p-transform", "Arguments": glue_arguments(JOB)}
-    )
-    for state in ("STARTING", "RUNNING", "SUCCEEDED"):
-        stubbed["glue"].add_response("get_job_run", job_run(state), run_key)
-    counts = {"extracted": 58788, "clean": 58785, "rejected": 0, "duplicates": 3}
-    body = new_manifest(extract_id="e1", source="imdb", stage="transform", row_counts=counts, resources=[])
-    data = body.to_json().encode()
-    stubbed["s3"].add_response(
-        "get_object",
-        {"Body": StreamingBody(io.BytesIO(data), len(data))},
-        {"Bucket": "p-archive", "Key": "imdb/e1/manifest.json"},
-    )
-    slept = []
-    # WHEN
-    result = GlueRunner(settings, sleep=slept.append).run(JOB)
-    # THEN
-    assert result.counts.as_dict() == counts
-    assert result.manifest_uri == "s3://p-archive/imdb/e1/manifest.json"
-    assert slept == [7, 7]
-
-
-def test_the_glue_runner_raises_when_the_run_fails(stubbed):
-    # GIVEN
-    settings = TransformerSettings(prefix="p", transform_runner="glue")
-    stubbed["glue"].add_response("start_job_run", {"JobRunId": "jr_1"})
-    stubbed["glue"].add_response("get_job_run", job_run("FAILED", "OutOfMemoryError: Java heap space"))
-    # WHEN / THEN
-    with pytest.raises(GlueJobFailed, match="Java heap space"):
-        GlueRunner(settings, sleep=lambda _: None).run(JOB)
 
 
 def test_the_runner_is_chosen_by_setting(monkeypatch):
@@ -169,3 +100,14 @@ def test_the_manifest_must_vouch_for_a_csv_file():
     # WHEN / THEN
     with pytest.raises(ManifestUnreadable, match="no CSV resource"):
         movies_resource(manifest)
+
+
+def test_the_glue_package_is_the_same_bytes_for_the_same_code_and_holds_the_job():
+    from services.transformer.glue_assets import build_package, package_files
+
+    first, version = build_package()
+    again, same = build_package()
+    assert first == again and version == same and len(version) == 16
+    files = {path.as_posix() for path in package_files()}
+    assert {"services/__init__.py", "services/transformer/glue_job.py", "shared/schema.py"} <= files
+    assert not any("__pycache__" in name or name.startswith("tests/") for name in files)
