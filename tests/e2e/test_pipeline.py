@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import time
 
+import httpx
 import pytest
 
 from moviepipe.client import ExtractorClient
+from shared.alerts import recent_alerts
 from shared.aws import client
 from shared.events import s3_notification
 from shared.warehouse import query
@@ -40,6 +42,17 @@ def wait_until_queues_drain(settings, stages=("unzipper", "transformer", "loader
             return
         time.sleep(0.5)
     raise TimeoutError("queues did not drain")
+
+
+def messages(settings, stage: str) -> tuple[float, float]:
+    """The stage's consumed messages so far, as its /metrics says: (succeeded, failed)."""
+    text = httpx.get(f"{settings.service_url(stage)}/metrics").text
+
+    def value(outcome: str) -> float:
+        line = f'moviepipe_{stage}_messages_total{{outcome="{outcome}"}} '
+        return next((float(row.removeprefix(line)) for row in text.splitlines() if row.startswith(line)), 0.0)
+
+    return value("succeeded"), value("failed")
 
 
 def test_extract_is_loaded_and_reconciles_against_the_source(stack_settings, loaded_extract):
@@ -108,6 +121,9 @@ def test_replayed_events_load_nothing_twice(stack_settings, loaded_extract):
         f"(SELECT COUNT(*) FROM MOVIES.AUDIT.LOAD_HISTORY WHERE EXTRACT_ID = '{extract_id}')"
     )
     before = query(stack_settings, counts_sql)[1][0]
+    consumed_before = {
+        stage: messages(stack_settings, stage) for stage in ("unzipper", "transformer", "loader")
+    }
     # WHEN every stage's S3 event is delivered again
     sqs = client("sqs", stack_settings)
     replays = {
@@ -121,7 +137,17 @@ def test_replayed_events_load_nothing_twice(stack_settings, loaded_extract):
         sqs.send_message(QueueUrl=url, MessageBody=body)
         sqs.send_message(QueueUrl=url, MessageBody=body)
     wait_until_queues_drain(stack_settings)
-    # THEN nothing was loaded twice, and the extract still reconciles
+    # THEN each replayed message was consumed successfully: none failed, none is in a DLQ, none alerted
+    for stage, (succeeded, failed) in consumed_before.items():
+        deadline = time.monotonic() + 10  # a message is counted just after it is deleted from the queue
+        while messages(stack_settings, stage)[0] < succeeded + 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert messages(stack_settings, stage) == (succeeded + 2, failed), stage
+        dlq = sqs.get_queue_url(QueueName=stack_settings.dead_letter_queue(stage))["QueueUrl"]
+        depth = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["ApproximateNumberOfMessages"])
+        assert depth["Attributes"]["ApproximateNumberOfMessages"] == "0", stage
+    assert [a for a in recent_alerts(stack_settings) if a.get("extract_id") == extract_id] == []
+    # AND nothing was loaded twice, and the extract still reconciles
     assert query(stack_settings, counts_sql)[1][0] == before
     assert (
         scalar(
