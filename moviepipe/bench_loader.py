@@ -68,7 +68,8 @@ def _publish(settings: Settings, table: pa.Table, folder: Path, at: datetime) ->
     movies.parent.mkdir(parents=True)
     rejects.parent.mkdir(parents=True)
     ids = pa.array([extract_id] * table.num_rows, pa.string())
-    pacsv.write_csv(table.append_column("extract_id", ids).cast(arrow_schema(CLEAN_MOVIE_FIELDS)), movies)
+    clean = table.append_column("mpaa_original", table["mpaa"]).append_column("extract_id", ids)
+    pacsv.write_csv(clean.cast(arrow_schema(CLEAN_MOVIE_FIELDS)), movies)
     pacsv.write_csv(arrow_schema(REJECT_FIELDS).empty_table(), rejects)
     s3 = client("s3", settings)
     resources = []

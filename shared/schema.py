@@ -32,6 +32,8 @@ class Field:
     """Slowly changing dimension type of this attribute in ``DIM_MOVIE`` (1 or 2); None: not an attribute."""
     measure: bool = False
     """Whether ``FACT_MOVIE_RATING`` carries it, per movie per extract."""
+    not_after_extract: bool = False
+    """A year that may be at most the extract's own year plus a horizon (``shared.transform``)."""
 
     @property
     def constraints(self) -> dict[str, Any]:
@@ -56,13 +58,20 @@ MOVIE_FIELDS: tuple[Field, ...] = (
     # Title and year make the movie key, so a change to either that keeps the key is a correction of
     # formatting: Type 1.
     Field("title", "string", "Title as listed on IMDb", required=True, scd=TYPE_1),
-    Field("year", "integer", "Year of release", required=True, minimum=1888, maximum=2100, scd=TYPE_1),
-    Field("length", "integer", "Running time in minutes", required=True, minimum=1, maximum=6000, scd=TYPE_2),
-    Field("budget", "integer", "Budget in US dollars, when known", minimum=0, scd=TYPE_2, measure=True),
-    Field("rating", "number", "Average IMDb user rating", required=True, minimum=1, maximum=10, measure=True),
+    # Only what identifies a movie is required; a missing descriptive value is a null, not a reject.
     Field(
-        "votes", "integer", "Number of IMDb users who rated the movie", required=True, minimum=0, measure=True
+        "year",
+        "integer",
+        "Year of release",
+        required=True,
+        minimum=1888,
+        not_after_extract=True,
+        scd=TYPE_1,
     ),
+    Field("length", "integer", "Running time in minutes, when known", minimum=1, maximum=6000, scd=TYPE_2),
+    Field("budget", "integer", "Budget in US dollars, when known", minimum=0, scd=TYPE_2, measure=True),
+    Field("rating", "number", "Average IMDb user rating, when rated", minimum=1, maximum=10, measure=True),
+    Field("votes", "integer", "Number of IMDb users who rated the movie", minimum=0, measure=True),
     *(
         Field(
             f"r{n}",
@@ -74,15 +83,18 @@ MOVIE_FIELDS: tuple[Field, ...] = (
         )
         for n in range(1, 11)
     ),
-    Field("mpaa", "string", "MPAA rating, when rated", enum=MPAA_RATINGS, scd=TYPE_2),
+    Field(
+        "mpaa", "string", "MPAA rating, when rated (its spellings normalised)", enum=MPAA_RATINGS, scd=TYPE_2
+    ),
     *(Field(genre, "boolean", f"Whether the movie is listed as {genre}", scd=TYPE_2) for genre in GENRES),
 )
 """The movie as extracted from a source: the columns of ``movies.csv`` / ``movies.parquet``."""
 
 MOVIE_KEY = Field("movie_key", "string", "Stable movie key from normalised title and year", required=True)
 EXTRACT_ID = Field("extract_id", "string", "The extract this row arrived in", required=True)
+MPAA_ORIGINAL = Field("mpaa_original", "string", "The MPAA rating as the source spelled it, when given")
 
-CLEAN_MOVIE_FIELDS: tuple[Field, ...] = (MOVIE_KEY, *MOVIE_FIELDS, EXTRACT_ID)
+CLEAN_MOVIE_FIELDS: tuple[Field, ...] = (MOVIE_KEY, *MOVIE_FIELDS, MPAA_ORIGINAL, EXTRACT_ID)
 """A cleansed movie as the transform writes it to the archive and the loader copies it into RAW."""
 
 REJECT_FIELDS: tuple[Field, ...] = (

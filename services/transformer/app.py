@@ -1,7 +1,8 @@
-"""The transformer service: consumes its queue, runs the Spark job per extract, serves health and metrics.
+"""The transformer service: consumes its queue, runs the transform per extract, serves health and metrics.
 
-Run it with ``uvicorn services.transformer.app:app``. The Spark session starts in the background at
-startup, so ``/health`` answers at once and ``/ready`` reports ``spark`` once it is warm.
+Run it with ``uvicorn services.transformer.app:app``. The runner warms up in the background at startup
+(DuckDB, or the Spark session when ``MOVIEPIPE_TRANSFORM_RUNNER=local``), so ``/health`` answers at once
+and ``/ready`` reports the engine once it is warm.
 """
 
 from __future__ import annotations
@@ -17,12 +18,15 @@ from shared.service import bucket_check, create_service, queue_check, table_chec
 
 logger = logging.getLogger(__name__)
 
+READY_CHECK = {"glue": "glue", "local": "spark", "duckdb": "duckdb", "auto": "duckdb"}
+"""What ``/ready`` calls the runner's own check: what the runner needs warm before the first batch."""
+
 settings = transformer_settings()
 runner = make_runner(settings)
 
 
 def warm_up_in_background() -> None:
-    """Start Spark without holding up startup; the first extract then finds it warm."""
+    """Warm the runner (Spark, or DuckDB) without holding up startup; the first extract then finds it warm."""
 
     def warm_up() -> None:
         try:
@@ -44,7 +48,7 @@ app = create_service(
         "quarantine_bucket": bucket_check(settings, "quarantine"),
         "queue": queue_check(settings, STAGE),
         "extracts_table": table_check(settings),
-        settings.transform_runner if settings.transform_runner == "glue" else "spark": runner.check,
+        READY_CHECK[settings.transform_runner]: runner.check,
     },
     on_startup=warm_up_in_background,
 )

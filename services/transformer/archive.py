@@ -25,7 +25,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from services.transformer.exceptions import ArchiveIncomplete, StorageUnavailable
 from shared.logs import log_event
 from shared.manifest import MANIFEST_NAME, Manifest, Resource, describe_file, new_manifest
-from shared.schema import CLEAN_MOVIE_FIELDS, REJECT_FIELDS
+from shared.schema import CLEAN_MOVIE_FIELDS, REJECT_FIELDS, field_names
 from shared.schema import Field as SchemaField
 
 logger = logging.getLogger(__name__)
@@ -51,11 +51,12 @@ def split_s3_uri(uri: str) -> tuple[str, str]:
 
 @dataclass(frozen=True)
 class ArchivePart:
-    """One CSV part file of the archive, on local disk."""
+    """One CSV part file of the archive, on local disk, with its rows and its nulls per column."""
 
     role: str
     path: Path
     rows: int
+    nulls: dict[str, int]
 
 
 def collect_parts(directory: Path) -> list[ArchivePart]:
@@ -69,7 +70,7 @@ def collect_parts(directory: Path) -> list[ArchivePart]:
             named = path.with_name(f"part-{number:05d}.csv")
             if named != path:
                 path.rename(named)
-            parts.append(ArchivePart(role, named, _csv_rows(named)))
+            parts.append(ArchivePart(role, named, *_csv_rows(named)))
     return parts
 
 
@@ -83,7 +84,8 @@ def archive_manifest(
     row_counts: dict[str, int],
     extract_kind: str = "full",
 ) -> Manifest:
-    """The archive manifest: one resource per part (with its ``role``), the extract's identity and counts."""
+    """The archive manifest: one resource per part (with its ``role``), the extract's identity, its counts
+    and the nulls per column of its clean rows (``null_counts``)."""
     resources: list[Resource] = []
     for role, fields in ROLES.items():
         of_role = [part for part in parts if part.role == role]
@@ -101,6 +103,7 @@ def archive_manifest(
         resources=resources,
         extracted_at=extracted_at,
         extract_kind=extract_kind,
+        null_counts=null_counts(parts),
     )
 
 
@@ -196,7 +199,11 @@ def publish_archive(
             raise ArchiveIncomplete(f"{role} parts hold {written} rows; the transform counted {counted}")
     identity = {"extract_id": extract_id, "source": source, "extracted_at": extracted_at}
     manifest = archive_manifest(
-        directory, parts, **identity, row_counts=row_counts, extract_kind=extract_kind
+        directory,
+        parts,
+        **identity,
+        row_counts=row_counts,
+        extract_kind=extract_kind,
     )
     for resource in manifest.resources:
         target.upload(directory / resource.path, resource.path)
@@ -223,6 +230,26 @@ def delete_prefix(s3: Any, bucket: str, prefix: str) -> None:
             s3.delete_objects(Bucket=bucket, Delete={"Objects": keys, "Quiet": True})
 
 
-def _csv_rows(path: Path) -> int:
+def _csv_rows(path: Path) -> tuple[int, dict[str, int]]:
+    """Rows of a part (header aside) and, per column, how many are empty: null, as the loader reads it."""
     with path.open(newline="", encoding="utf-8") as handle:
-        return max(sum(1 for _ in csv.reader(handle)) - 1, 0)
+        reader = csv.reader(handle)
+        header = next(reader, [])
+        nulls = [0] * len(header)
+        rows = 0
+        for row in reader:
+            rows += 1
+            for position, value in zip(range(len(nulls)), row, strict=False):
+                if not value:
+                    nulls[position] += 1
+    return rows, dict(zip(header, nulls, strict=True))
+
+
+def null_counts(parts: list[ArchivePart], role: str = "movies") -> dict[str, int]:
+    """Nulls per column over every part of a role (the clean rows by default)."""
+    total = dict.fromkeys(field_names(ROLES[role]), 0)
+    for part in parts:
+        if part.role == role:
+            for name, count in part.nulls.items():
+                total[name] = total.get(name, 0) + count
+    return total

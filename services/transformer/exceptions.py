@@ -77,6 +77,12 @@ class CatalogUnavailable(TransformError):
     code = "CATALOG_UNAVAILABLE"
 
 
+class CountsNotConserved(TransformError):
+    """The transform's clean rows, rejects and duplicates do not add up to the rows it read: a bug."""
+
+    code = "COUNTS_NOT_CONSERVED"
+
+
 class ArchiveIncomplete(TransformError):
     """A finished job left no archive manifest, or files that disagree with its counts."""
 

@@ -7,15 +7,14 @@ are parsed with argparse::
     python -m services.transformer.glue_job --input_path DIR/movies.csv --output_path OUT \\
         --extract_id ID --source imdb --extracted_at 2026-01-01T00:00:00+00:00 --expected_rows 58788
 
-The cleansing itself is ``clean_movies``, a pure function over DataFrames: the warm local runner calls
-it on its long-lived session, ``main`` calls it in a Glue run. Every check is derived from the field
-definitions in ``shared.schema``; none is written out per column.
+The cleansing itself is ``clean_movies``: the SQL that ``shared.transform`` generates from the field
+definitions of ``shared.schema``, run through Spark SQL. The warm local runner calls it on its
+long-lived session, ``main`` calls it in a Glue run; the DuckDB engine runs the same SQL.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import sys
 import tempfile
 import uuid
@@ -24,10 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pyspark.sql import Column, DataFrame, Observation, SparkSession, Window
+from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
-from pyspark.sql.window import WindowSpec
 
 from services.transformer.archive import (
     DirectoryTarget,
@@ -37,22 +35,42 @@ from services.transformer.archive import (
     publish_archive,
     split_s3_uri,
 )
-from services.transformer.exceptions import InvalidHeader, RowCountMismatch
-from shared.keys import movie_key_sql
+from services.transformer.counts import TransformCounts, verified
+from services.transformer.movies_csv import header_columns
 from shared.manifest import Manifest
-from shared.rejects import Reason
-from shared.schema import CLEAN_MOVIE_FIELDS, MOVIE_FIELDS, REJECT_FIELDS, Field, field_names, spark_schema
+from shared.schema import MOVIE_FIELDS, Field, field_names, spark_schema
+from shared.transform import (
+    CORRUPT_RECORD,
+    COUNTS,
+    DEFAULT_YEAR_HORIZON,
+    ROW,
+    BatchRules,
+    checked_query,
+    clean_query,
+    ranked_query,
+    rejects_query,
+)
+
+__all__ = ["CleanedMovies", "JobArguments", "TransformCounts", "clean_movies", "header_columns", "main"]
 
 JOB_ARGUMENTS = ("input_path", "output_path", "extract_id", "source", "extracted_at", "expected_rows")
 """The job's arguments, by the names Glue passes them (``--input_path`` …) and argparse parses them."""
-OPTIONAL_ARGUMENTS = {"extract_kind": "full", "s3_io": "auto"}
+OPTIONAL_ARGUMENTS = {"extract_kind": "full", "s3_io": "auto", "year_horizon": str(DEFAULT_YEAR_HORIZON)}
 """Arguments a caller may leave out, with their defaults (a run submitted by an older transformer)."""
-CHOICES = {"extract_kind": ("full", "incremental"), "s3_io": ("auto", "spark", "boto3")}
+CHOICES = {"extract_kind": ("full", "incremental"), "s3_io": ("auto", "spark", "boto3"), "year_horizon": None}
 """``s3_io``: who reads and writes ``s3://`` paths. ``spark``: the executors (Glue's S3 connector);
 ``boto3``: the driver stages the input in and the archive out (plain pyspark, which has no S3
 connector, or a small run); ``auto``: ``spark`` inside Glue, ``boto3`` elsewhere."""
 
-SPARK_CONF = {"spark.sql.ansi.enabled": "false"}
+SPARK_CONF = {
+    "spark.sql.ansi.enabled": "false",
+    # When a stage turns out empty (a batch with no clean row), adaptive execution replaces the rest of
+    # the plan with an empty relation and drops the observation of the counts with it: its get() would
+    # then wait forever.
+    "spark.sql.adaptive.optimizer.excludedRules": (
+        "org.apache.spark.sql.execution.adaptive.AQEPropagateEmptyRelation"
+    ),
+}
 """Session settings the job's semantics depend on (ANSI mode is off in Spark 3.5 but on in 4.x)."""
 
 CSV_READ_OPTIONS = {"header": "true", "quote": '"', "escape": '"', "encoding": "UTF-8", "multiLine": "false"}
@@ -67,14 +85,6 @@ CSV_WRITE_OPTIONS = {
     "ignoreLeadingWhiteSpace": "false",
     "ignoreTrailingWhiteSpace": "false",
 }
-
-MISSING_MARKERS = ("NA", "")
-BOOLEANS = {"1": True, "true": True, "0": False, "false": False}
-
-CORRUPT_RECORD = "_corrupt_record"
-_ROW = "_row"  # the row's position in movies.csv: output follows input order
-_FAILURE = "_failure"
-_RANK = "_rank"
 
 
 # -- arguments and session ------------------------------------------------------------------------
@@ -92,6 +102,7 @@ class JobArguments:
     expected_rows: int
     extract_kind: str = "full"
     s3_io: str = "auto"
+    year_horizon: int = DEFAULT_YEAR_HORIZON
 
 
 def parse_args(argv: Sequence[str]) -> JobArguments:
@@ -125,6 +136,7 @@ def parse_args(argv: Sequence[str]) -> JobArguments:
         expected_rows=int(options["expected_rows"]),
         extract_kind=options["extract_kind"],
         s3_io=options["s3_io"],
+        year_horizon=int(options["year_horizon"]),
     )
 
 
@@ -143,25 +155,6 @@ def job_session() -> tuple[SparkSession, bool]:
 
 
 # -- reading --------------------------------------------------------------------------------------
-
-
-def header_columns(line: str | None) -> list[str]:
-    """The record's column names in a CSV header line, in file order; ``InvalidHeader`` if it lacks any.
-
-    Names match case-insensitively and ignoring surrounding spaces and a byte-order mark; columns that
-    are not part of the record are allowed and become ``_extra_<position>``.
-    """
-    if line is None or not line.strip():
-        raise InvalidHeader("movies.csv has no header row")
-    names = [name.strip().lower() for name in next(csv.reader([line.lstrip("\ufeff")]))]
-    missing = [name for name in field_names() if name not in names]
-    if missing:
-        raise InvalidHeader(f"movies.csv header lacks column(s) {', '.join(missing)} (found: {line.strip()})")
-    repeated = sorted({name for name in names if name in field_names() and names.count(name) > 1})
-    if repeated:
-        raise InvalidHeader(f"movies.csv header repeats column(s) {', '.join(repeated)}")
-    known = set(field_names())
-    return [name if name in known else f"_extra_{position}" for position, name in enumerate(names)]
 
 
 def read_movies(spark: SparkSession, path: str) -> DataFrame:
@@ -189,64 +182,27 @@ def read_movies(spark: SparkSession, path: str) -> DataFrame:
 
 
 @dataclass(frozen=True)
-class TransformCounts:
-    """Where each extracted row went; ``extracted == clean + rejected + duplicates`` always."""
-
-    extracted: int
-    clean: int
-    rejected: int
-    duplicates: int
-
-    @property
-    def conserved(self) -> bool:
-        return self.extracted == self.clean + self.rejected + self.duplicates
-
-    def as_dict(self) -> dict[str, int]:
-        return {
-            "extracted": self.extracted,
-            "clean": self.clean,
-            "rejected": self.rejected,
-            "duplicates": self.duplicates,
-        }
-
-    @classmethod
-    def from_dict(cls, counts: dict[str, int]) -> TransformCounts:
-        return cls(**{name: int(counts[name]) for name in ("extracted", "clean", "rejected", "duplicates")})
-
-
-@dataclass(frozen=True)
 class CleanedMovies:
-    """The cleansed extract, still lazy: each row typed, with its first failure if it has one."""
+    """The cleansed extract, still lazy: the rules of ``shared.transform`` run as Spark SQL."""
 
+    spark: SparkSession
     checked: DataFrame
-    extract_id: str
+    """Every row typed, with its first failure if it has one (``shared.transform.checked_query``)."""
+    rules: BatchRules
 
     @property
     def clean(self) -> DataFrame:
         """Valid rows, one per movie key, in the columns of ``CLEAN_MOVIE_FIELDS``, in input order."""
-        return self._clean_rows().orderBy(_ROW).drop(_ROW)
+        return self._clean_rows(self._ranked()).orderBy(ROW).drop(ROW)
 
     @property
     def rejects(self) -> DataFrame:
         """Refused rows in the columns of ``REJECT_FIELDS``, in input order."""
-        return self._reject_rows().orderBy(_ROW).drop(_ROW)
+        return self._reject_rows().orderBy(ROW).drop(ROW)
 
     def counts(self) -> TransformCounts:
-        """Count every kind of row in one pass, independently of the dedupe that writes the clean rows."""
-        valid = F.col(_FAILURE).isNull()
-        per_key = (
-            self.checked.select(F.when(valid, _movie_key()).alias("movie_key"), _FAILURE)
-            .groupBy("movie_key")
-            .agg(F.count(F.lit(1)).alias("rows"), F.count(_FAILURE).alias("rejected"))
-        )
-        keyed = F.col("movie_key").isNotNull()
-        totals = per_key.agg(
-            F.sum("rows").alias("extracted"),
-            F.count(F.when(keyed, True)).alias("clean"),
-            F.sum("rejected").alias("rejected"),
-            F.sum(F.when(keyed, F.col("rows") - 1)).alias("duplicates"),
-        ).first()
-        return TransformCounts(**{name: int(value or 0) for name, value in totals.asDict().items()})
+        """Count every kind of row in a pass of its own."""
+        return _counts(self._ranked().selectExpr(*_aliased(COUNTS)).first().asDict())
 
     def write(self, directory: str) -> TransformCounts:
         """Write ``movies/`` and ``rejects/`` under ``directory`` (any path Spark writes), one CSV part each.
@@ -256,223 +212,89 @@ class CleanedMovies:
         """
         # Observations of one session are matched by name: a unique one keeps concurrent runs apart.
         observed = Observation(f"transform_counts_{uuid.uuid4().hex}")
-        rank = F.col(_RANK)
-        ranked = self._ranked().observe(
-            observed,
-            F.count(F.lit(1)).alias("extracted"),
-            F.count(F.when(rank == 1, True)).alias("clean"),
-            F.count(F.when(rank.isNull(), True)).alias("rejected"),
-            F.count(F.when(rank > 1, True)).alias("duplicates"),
-        )
-        for role, frame in (("movies", self._clean_rows(ranked)), ("rejects", self._reject_rows())):
+        ranked = self._ranked().observe(observed, *(F.expr(sql) for sql in _aliased(COUNTS)))
+        clean = self._clean_rows(ranked)
+        for role, frame in (("movies", clean), ("rejects", self._reject_rows())):
             (
                 # One partition after the heavy work, not before it: repartition keeps the scan parallel.
                 frame.repartition(1)
-                .sortWithinPartitions(_ROW)
-                .drop(_ROW)
+                .sortWithinPartitions(ROW)
+                .drop(ROW)
                 .write.mode("overwrite")
                 .options(**CSV_WRITE_OPTIONS)
                 .csv(f"{directory}/{role}")
             )
-        return TransformCounts(**{name: int(value) for name, value in observed.get.items()})
+        return _counts(observed.get)
 
     def _ranked(self) -> DataFrame:
-        """Valid rows keyed and ranked within their movie key (1 is kept); rejects with no rank."""
-        valid = F.col(_FAILURE).isNull()
-        keyed = self.checked.select(
-            _ROW,
-            *field_names(),
-            _FAILURE,
-            F.when(valid, _movie_key()).alias("movie_key"),
-        )
-        return keyed.withColumn(_RANK, F.when(valid, F.row_number().over(_dedupe_window())))
+        return self._query(ranked_query, self.checked)
 
-    def _clean_rows(self, ranked: DataFrame | None = None) -> DataFrame:
-        return (
-            (self._ranked() if ranked is None else ranked)
-            .where(F.col(_RANK) == 1)
-            .select(_ROW, *field_names(CLEAN_MOVIE_FIELDS[:-1]), F.lit(self.extract_id).alias("extract_id"))
-        )
+    def _clean_rows(self, ranked: DataFrame) -> DataFrame:
+        return self._query(lambda view: clean_query(view, self.rules.extract_id), ranked)
 
     def _reject_rows(self) -> DataFrame:
-        failure = F.col(_FAILURE)
-        as_arrived = [F.col(_raw_column(name)).alias(name) for name in field_names()]
-        columns = {
-            "extract_id": F.lit(self.extract_id),
-            "reason": failure["reason"],
-            "field": failure["field"],
-            "detail": failure["detail"],
-            "record": F.when(F.col(CORRUPT_RECORD).isNull(), _json(*as_arrived)).otherwise(
-                _json(*as_arrived, F.col(CORRUPT_RECORD).alias("_line"))
-            ),
-        }
-        return self.checked.where(failure.isNotNull()).select(
-            _ROW, *(columns[name].alias(name) for name in field_names(REJECT_FIELDS))
-        )
+        return self._query(lambda view: rejects_query(view, self.rules.extract_id), self.checked)
+
+    def _query(self, query, frame: DataFrame) -> DataFrame:
+        return _run_sql(self.spark, query, frame)
 
 
-def clean_movies(raw: DataFrame, extract_id: str) -> CleanedMovies:
-    """Trim, null ``NA``/empty, type every field, reject rows that break a field's rules, key and dedupe.
+def clean_movies(raw: DataFrame, rules: BatchRules | str) -> CleanedMovies:
+    """Normalise, type and judge every row by the rules of ``shared.transform``, key and dedupe them.
 
-    ``raw`` has the record's columns as strings and ``_corrupt_record`` (see ``read_movies``). A rejected
-    row carries its first failure in field order; among valid rows sharing a movie key the one with the
-    most votes is kept (ties broken by every other field, then input order) and the rest are duplicates.
+    ``raw`` has the record's columns as strings and ``_corrupt_record`` (see ``read_movies``); ``rules``
+    may be just an extract id (the extract then counts as taken now).
     """
-    # One step per select, each naming its columns, so the checks read typed values by name instead of
-    # repeating their expressions.
-    texts = raw.select(
-        CORRUPT_RECORD,
-        *(F.col(name).alias(_raw_column(name)) for name in field_names()),
-        *(_text(F.col(name)).alias(_text_column(name)) for name in field_names()),
-    )
-    typed = texts.select("*", *(_typed(field).alias(_value_column(field.name)) for field in MOVIE_FIELDS))
-    malformed = F.when(
-        F.col(CORRUPT_RECORD).isNotNull(),
-        _failure(
-            Reason.MALFORMED_ROW,
-            None,
-            F.lit(f"row does not parse into the {len(MOVIE_FIELDS)} columns (wrong column count or quotes)"),
-        ),
-    )
-    checks = [
-        check
-        for field in MOVIE_FIELDS
-        for check in _checks(field, F.col(_text_column(field.name)), F.col(_value_column(field.name)))
-    ]
-    checked = typed.select(
-        *(F.col(_value_column(name)).alias(name) for name in field_names()),
-        F.coalesce(malformed, *checks).alias(_FAILURE),
-        *(_raw_column(name) for name in field_names()),
-        CORRUPT_RECORD,
-        # Non-deterministic, so Spark cannot push later filters below this step and inline every check
-        # into them (which overflows its generated code and falls back to slow interpretation).
-        F.monotonically_increasing_id().alias(_ROW),
-    )
-    return CleanedMovies(checked=checked, extract_id=extract_id)
+    if isinstance(rules, str):
+        rules = BatchRules.of(rules, None)
+    spark = raw.sparkSession
+    # Numbering rows in the checks' own step, non-deterministically, keeps Spark from pushing later filters
+    # below the checks and inlining every check into them (which overflows its generated code and falls
+    # back to slow interpretation).
+    checked = _run_sql(spark, lambda view: checked_query(view, rules, "monotonically_increasing_id()"), raw)
+    return CleanedMovies(spark=spark, checked=checked, rules=rules)
 
 
-def _json(*columns: Column) -> Column:
-    # Empty fields stay visible in the record (as null) rather than vanishing from it.
-    return F.to_json(F.struct(*columns), {"ignoreNullFields": "false"})
+def _aliased(aggregates: dict[str, str]) -> list[str]:
+    return [f"{sql} AS {name}" for name, sql in aggregates.items()]
 
 
-def _movie_key() -> Column:
-    return F.expr(movie_key_sql("title", "year"))
+def _counts(totals: dict[str, Any]) -> TransformCounts:
+    return TransformCounts.from_dict({name: int(totals[name] or 0) for name in COUNTS})
 
 
-def _raw_column(name: str) -> str:
-    return f"{name}__raw"
-
-
-def _text_column(name: str) -> str:
-    return f"{name}__text"
-
-
-def _value_column(name: str) -> str:
-    return f"{name}__value"
-
-
-def _text(column: Column) -> Column:
-    trimmed = F.trim(column)
-    return F.when(~trimmed.isin(*MISSING_MARKERS), trimmed)
-
-
-def _typed(field: Field) -> Column:
-    """The field's value in its own type; null when its text is missing or does not convert."""
-    text = _text_column(field.name)
-    if field.kind == "integer":
-        number = _try_cast(text, "double")
-        whole = _finite(number) & (number == F.floor(number)) & (F.abs(number) < 2.0**63)
-        # Plain integers convert exactly; "1e+06" or "120.0" go through a double.
-        return F.coalesce(_try_cast(text, "bigint"), F.when(whole, number.cast("bigint")))
-    if field.kind == "number":
-        number = _try_cast(text, "double")
-        return F.when(_finite(number), number)
-    if field.kind == "boolean":
-        lowered = F.lower(F.col(text))
-        truthy = [word for word, meaning in BOOLEANS.items() if meaning]
-        falsy = [word for word, meaning in BOOLEANS.items() if not meaning]
-        return F.when(lowered.isin(*truthy), F.lit(True)).when(lowered.isin(*falsy), F.lit(False))
-    return F.col(text)
-
-
-def _checks(field: Field, text: Column, value: Column) -> list[Column]:
-    """The field's rules, in the order they are reported; each is a failure or null."""
-    name = field.name
-
-    def quoted(complaint: str) -> Column:
-        return F.concat(F.lit(f"{name} '"), text, F.lit(f"' {complaint}"))
-
-    rules: list[tuple[Column, Reason, Column]] = []
-    if field.required:
-        rules.append((text.isNull(), Reason.MISSING_VALUE, F.lit(f"{name} is missing")))
-    unconverted = text.isNotNull() & value.isNull()
-    if field.kind == "integer":
-        number = _try_cast(_text_column(name), "double")
-        not_whole = (
-            F.when(~_finite(number), quoted("is not a number"))
-            .when(number != F.floor(number), quoted("is not a whole number"))
-            .otherwise(quoted("is too large for a whole number"))
-        )
-        rules.append((unconverted, Reason.NOT_A_NUMBER, not_whole))
-    elif field.kind == "number":
-        rules.append((unconverted, Reason.NOT_A_NUMBER, quoted("is not a number")))
-    elif field.kind == "boolean":
-        rules.append((unconverted, Reason.NOT_ALLOWED, quoted(f"is not one of {', '.join(BOOLEANS)}")))
-    if field.minimum is not None:
-        below = quoted(f"is below the minimum {field.minimum:g}")
-        rules.append((value < field.minimum, Reason.OUT_OF_RANGE, below))
-    if field.maximum is not None:
-        above = quoted(f"is above the maximum {field.maximum:g}")
-        rules.append((value > field.maximum, Reason.OUT_OF_RANGE, above))
-    if field.enum is not None:
-        outside = text.isNotNull() & ~text.isin(*field.enum)
-        rules.append((outside, Reason.NOT_ALLOWED, quoted(f"is not one of {', '.join(field.enum)}")))
-    return [F.when(condition, _failure(reason, name, detail)) for condition, reason, detail in rules]
-
-
-def _dedupe_window() -> WindowSpec:
-    """Most votes first; then every field, so the survivor depends on content, not on input order."""
-    order = [F.col("votes").desc_nulls_last(), F.col("rating").desc_nulls_last()]
-    order += [F.col(name).asc_nulls_last() for name in field_names() if name not in ("votes", "rating")]
-    return Window.partitionBy("movie_key").orderBy(*order, F.col(_ROW))
-
-
-def _failure(reason: Reason, field: str | None, detail: Column) -> Column:
-    return F.struct(
-        F.lit(reason.value).alias("reason"),
-        F.lit(field).cast("string").alias("field"),
-        detail.alias("detail"),
-    )
-
-
-def _try_cast(column: str, spark_type: str) -> Column:
-    # Column.try_cast exists only from Spark 4; the SQL function works in 3.5 and 4.
-    return F.expr(f"try_cast(`{column}` as {spark_type})")
-
-
-def _finite(number: Column) -> Column:
-    return number.isNotNull() & ~F.isnan(number) & (F.abs(number) != F.lit(float("inf")))
+def _run_sql(spark: SparkSession, query, frame: DataFrame) -> DataFrame:
+    """``query(view)`` run over ``frame``, seen as a temporary view of a name no other run uses."""
+    view = f"moviepipe_{uuid.uuid4().hex}"
+    frame.createOrReplaceTempView(view)
+    try:
+        return spark.sql(query(view))
+    finally:
+        # The query is analysed by now: it holds the view's plan, not its name.
+        spark.catalog.dropTempView(view)
 
 
 # -- one run --------------------------------------------------------------------------------------
 
 
 def transform(
-    spark: SparkSession, *, input_path: str, extract_id: str, expected_rows: int, output: str
+    spark: SparkSession,
+    *,
+    input_path: str,
+    extract_id: str,
+    expected_rows: int,
+    output: str,
+    extracted_at: str | None = None,
+    year_horizon: int = DEFAULT_YEAR_HORIZON,
 ) -> TransformCounts:
     """Cleanse ``input_path`` and write ``movies/`` and ``rejects/`` under ``output``; the counts.
 
     Refuses (``RowCountMismatch``) when the rows read differ from the rows the manifest says were
-    extracted: then some row was split or swallowed, and no count downstream could be trusted.
+    extracted, and fails (``CountsNotConserved``) when the rows written do not add up to the rows read.
     """
-    counts = clean_movies(read_movies(spark, input_path), extract_id).write(output)
-    if counts.extracted != expected_rows:
-        raise RowCountMismatch(
-            f"movies.csv holds {counts.extracted} rows as the transform reads it, "
-            f"but the manifest says {expected_rows} were extracted"
-        )
-    return counts
+    rules = BatchRules.of(extract_id, extracted_at, year_horizon)
+    counts = clean_movies(read_movies(spark, input_path), rules).write(output)
+    return verified(counts, extract_id=extract_id, expected_rows=expected_rows)
 
 
 def main(argv: Sequence[str] | None = None) -> Manifest:
@@ -497,6 +319,8 @@ def main(argv: Sequence[str] | None = None) -> Manifest:
             "input_path": input_path,
             "extract_id": args.extract_id,
             "expected_rows": args.expected_rows,
+            "extracted_at": args.extracted_at,
+            "year_horizon": args.year_horizon,
         }
         spark_wrote_s3 = False
         if args.output_path.startswith("s3://"):

@@ -1,7 +1,9 @@
-"""Where the Spark job runs: a warm local session in this process, or an AWS Glue job run.
+"""Where the transform runs: DuckDB or a warm local Spark session in this process, or an AWS Glue job run.
 
-Both take a ``TransformJob`` (one processed extract) and leave the same archive behind: part files,
-then the archive manifest. ``MOVIEPIPE_TRANSFORM_RUNNER`` (``local`` | ``glue``) picks one.
+Every runner takes a ``TransformJob`` (one processed extract) and leaves the same archive behind: part
+files, then the archive manifest. ``MOVIEPIPE_TRANSFORM_RUNNER`` picks one: ``duckdb``, ``local``
+(Spark), ``glue``, or ``auto`` (the default), which sends a batch of fewer rows than
+``MOVIEPIPE_TRANSFORM_DUCKDB_MAX_ROWS`` to DuckDB and a larger one to Spark, started on first need.
 """
 
 from __future__ import annotations
@@ -21,7 +23,9 @@ from botocore.exceptions import BotoCoreError, ClientError
 from py4j.protocol import Py4JError
 from pyspark.errors import PySparkException
 
+from services.transformer import duckdb_job
 from services.transformer.archive import S3Target, archive_prefix, publish_archive
+from services.transformer.counts import TransformCounts
 from services.transformer.exceptions import (
     BAD_INPUT_ERRORS,
     ArchiveIncomplete,
@@ -32,12 +36,13 @@ from services.transformer.exceptions import (
     StorageUnavailable,
 )
 from services.transformer.glue_assets import GLUE_VERSION, AssetUploader, GlueAssets
-from services.transformer.glue_job import SPARK_CONF, TransformCounts, transform
+from services.transformer.glue_job import SPARK_CONF, transform
 from services.transformer.settings import TransformerSettings
 from shared.aws import client
 from shared.logs import log_event
 from shared.manifest import MANIFEST_NAME, Manifest, file_digest
 from shared.schema import MOVIE_FIELDS, Field, field_names
+from shared.transform import DEFAULT_YEAR_HORIZON
 
 logger = logging.getLogger(__name__)
 
@@ -144,19 +149,92 @@ def warm_up_csv(rows: int = WARM_UP_ROWS) -> str:
     return "\n".join(lines) + "\n"
 
 
-class LocalSparkRunner:
-    """Runs the job on one long-lived Spark session, staging files between S3 and local disk.
+class StagedRunner:
+    """Runs the transform in this process, staging files between S3 and local disk.
 
-    Spark's s3a connector is not available locally, so the runner downloads ``movies.csv``, lets Spark
-    read and write local files, and uploads the archive with boto3, manifest last.
+    It downloads ``movies.csv``, lets its engine read and write local files, and uploads the archive
+    with boto3, manifest last. A subclass says how the engine transforms (``_transform``).
     """
 
-    def __init__(self, settings: TransformerSettings, spark: Any = None):
+    engine = "in-process"
+
+    def __init__(self, settings: TransformerSettings):
         self.settings = settings
+        # One job at a time per engine: a warm-up and the first extract must not overlap.
+        self._job_lock = threading.Lock()
+
+    def run(self, job: TransformJob) -> TransformResult:
+        s3 = client("s3", self.settings)
+        with tempfile.TemporaryDirectory(prefix=f"moviepipe-transform-{job.extract_id}-") as tmp:
+            work = Path(tmp)
+            movies = work / "movies.csv"
+            stage_input(s3, job, movies)
+            output = work / "archive"
+            started = time.monotonic()
+            with self._job_lock:
+                counts = self._transform(job, movies, output)
+            log_event(
+                logger,
+                "transform_engine_finished",
+                extract_id=job.extract_id,
+                engine=self.engine,
+                seconds=round(time.monotonic() - started, 3),
+            )
+            manifest = publish_archive(
+                output,
+                S3Target(s3, job.archive_bucket, job.archive_prefix),
+                extract_id=job.extract_id,
+                source=job.source,
+                extracted_at=job.extracted_at,
+                row_counts=counts.as_dict(),
+                extract_kind=job.extract_kind,
+            )
+        return TransformResult(counts=counts, manifest=manifest, manifest_uri=job.manifest_uri)
+
+    def _transform(self, job: TransformJob, movies: Path, output: Path) -> TransformCounts:
+        raise NotImplementedError
+
+
+class DuckDBRunner(StagedRunner):
+    """Runs the transform with DuckDB in this process: no session to start, milliseconds per batch."""
+
+    engine = "duckdb"
+
+    def warm_up(self) -> None:
+        """Transform synthetic rows once, so the first extract finds the SQL transpiled and DuckDB loaded."""
+        with self._job_lock, tempfile.TemporaryDirectory(prefix="moviepipe-warm-up-") as tmp:
+            movies = Path(tmp) / "movies.csv"
+            movies.write_text(warm_up_csv())
+            duckdb_job.transform(
+                input_path=movies, extract_id="warm-up", expected_rows=WARM_UP_ROWS, output=Path(tmp) / "out"
+            )
+
+    def check(self) -> None:
+        """DuckDB runs in this process: ready whenever the process is."""
+
+    def _transform(self, job: TransformJob, movies: Path, output: Path) -> TransformCounts:
+        return duckdb_job.transform(
+            input_path=movies,
+            extract_id=job.extract_id,
+            expected_rows=job.extracted,
+            output=output,
+            extracted_at=job.extracted_at,
+            year_horizon=self.settings.transform_year_horizon,
+        )
+
+
+class LocalSparkRunner(StagedRunner):
+    """Runs the job on one long-lived Spark session, started on first use (or by ``warm_up``).
+
+    Spark's s3a connector is not available locally, so files are staged (``StagedRunner``).
+    """
+
+    engine = "spark"
+
+    def __init__(self, settings: TransformerSettings, spark: Any = None):
+        super().__init__(settings)
         self._spark = spark
         self._session_lock = threading.Lock()
-        # One job at a time on the session: the warm-up and the first extract must not overlap.
-        self._job_lock = threading.Lock()
         self._state = "not started"
 
     @property
@@ -197,52 +275,61 @@ class LocalSparkRunner:
         if self._spark.sparkContext._jsc.sc().isStopped():
             raise RuntimeError("Spark session stopped")
 
-    def run(self, job: TransformJob) -> TransformResult:
-        s3 = client("s3", self.settings)
-        with tempfile.TemporaryDirectory(prefix=f"moviepipe-transform-{job.extract_id}-") as tmp:
-            work = Path(tmp)
-            movies = work / "movies.csv"
-            self._stage(s3, job, movies)
-            output = work / "archive"
-            try:
-                with self._job_lock:
-                    counts = transform(
-                        self.spark,
-                        input_path=str(movies),
-                        extract_id=job.extract_id,
-                        expected_rows=job.extracted,
-                        output=output.as_uri(),
-                    )
-            except (PySparkException, Py4JError) as exc:
-                raise SparkJobFailed(f"Spark job for extract {job.extract_id} failed: {exc}") from exc
-            manifest = publish_archive(
-                output,
-                S3Target(s3, job.archive_bucket, job.archive_prefix),
-                extract_id=job.extract_id,
-                source=job.source,
-                extracted_at=job.extracted_at,
-                row_counts=counts.as_dict(),
-                extract_kind=job.extract_kind,
-            )
-        return TransformResult(counts=counts, manifest=manifest, manifest_uri=job.manifest_uri)
-
-    def _stage(self, s3: Any, job: TransformJob, destination: Path) -> None:
-        """Download ``movies.csv`` and check it is the file the manifest vouches for."""
+    def _transform(self, job: TransformJob, movies: Path, output: Path) -> TransformCounts:
         try:
-            s3.download_file(job.input_bucket, job.input_key, str(destination))
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
-                raise InputMissing(f"{job.input_uri} does not exist") from exc
-            raise StorageUnavailable(f"could not download {job.input_uri}: {exc}") from exc
-        except BotoCoreError as exc:
-            raise StorageUnavailable(f"could not download {job.input_uri}: {exc}") from exc
-        digest, size = file_digest(destination)
-        if job.input_bytes is not None and size != job.input_bytes:
-            raise InputCorrupt(
-                f"{job.input_uri} has {size} bytes, the manifest vouches for {job.input_bytes}"
+            return transform(
+                self.spark,
+                input_path=str(movies),
+                extract_id=job.extract_id,
+                expected_rows=job.extracted,
+                output=output.as_uri(),
+                extracted_at=job.extracted_at,
+                year_horizon=self.settings.transform_year_horizon,
             )
-        if job.input_hash and digest != job.input_hash:
-            raise InputCorrupt(f"{job.input_uri} hashes to {digest}, the manifest vouches for another hash")
+        except (PySparkException, Py4JError) as exc:
+            raise SparkJobFailed(f"Spark job for extract {job.extract_id} failed: {exc}") from exc
+
+
+class AutoRunner:
+    """DuckDB for a batch of fewer rows than ``transform_duckdb_max_rows``, Spark for a larger one.
+
+    Only DuckDB is warmed up: Spark's session starts when the first large batch comes, so a stack that
+    only sees small batches never pays for it.
+    """
+
+    def __init__(self, settings: TransformerSettings, spark: Any = None):
+        self.settings = settings
+        self.duckdb = DuckDBRunner(settings)
+        self.spark = LocalSparkRunner(settings, spark=spark)
+
+    def runner_for(self, job: TransformJob) -> StagedRunner:
+        return self.duckdb if job.extracted < self.settings.transform_duckdb_max_rows else self.spark
+
+    def run(self, job: TransformJob) -> TransformResult:
+        return self.runner_for(job).run(job)
+
+    def warm_up(self) -> None:
+        self.duckdb.warm_up()
+
+    def check(self) -> None:
+        self.duckdb.check()
+
+
+def stage_input(s3: Any, job: TransformJob, destination: Path) -> None:
+    """Download ``movies.csv`` and check it is the file the manifest vouches for."""
+    try:
+        s3.download_file(job.input_bucket, job.input_key, str(destination))
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+            raise InputMissing(f"{job.input_uri} does not exist") from exc
+        raise StorageUnavailable(f"could not download {job.input_uri}: {exc}") from exc
+    except BotoCoreError as exc:
+        raise StorageUnavailable(f"could not download {job.input_uri}: {exc}") from exc
+    digest, size = file_digest(destination)
+    if job.input_bytes is not None and size != job.input_bytes:
+        raise InputCorrupt(f"{job.input_uri} has {size} bytes, the manifest vouches for {job.input_bytes}")
+    if job.input_hash and digest != job.input_hash:
+        raise InputCorrupt(f"{job.input_uri} hashes to {digest}, the manifest vouches for another hash")
 
 
 # -- AWS Glue -------------------------------------------------------------------------------------
@@ -253,7 +340,7 @@ GLUE_GOING = ("STARTING", "RUNNING", "WAITING")
 _BAD_INPUT_CODE = re.compile(r"\b(" + "|".join(BAD_INPUT_ERRORS) + r"): (.*)", re.DOTALL)
 
 
-def glue_arguments(job: TransformJob) -> dict[str, str]:
+def glue_arguments(job: TransformJob, year_horizon: int = DEFAULT_YEAR_HORIZON) -> dict[str, str]:
     """The job run's arguments, as ``glue_job.parse_args`` reads them."""
     return {
         "--input_path": job.input_uri,
@@ -263,6 +350,7 @@ def glue_arguments(job: TransformJob) -> dict[str, str]:
         "--extracted_at": job.extracted_at,
         "--expected_rows": str(job.extracted),
         "--extract_kind": job.extract_kind,
+        "--year_horizon": str(year_horizon),
     }
 
 
@@ -362,7 +450,7 @@ class GlueRunner:
         return None
 
     def _start(self, glue: Any, job: TransformJob, assets: GlueAssets) -> str:
-        arguments = {**assets.run_arguments(), **glue_arguments(job)}
+        arguments = {**assets.run_arguments(), **glue_arguments(job, self.settings.transform_year_horizon)}
         run_id = glue.start_job_run(JobName=self.settings.glue_job, Arguments=arguments)["JobRunId"]
         log_event(
             logger,
@@ -422,4 +510,8 @@ def make_runner(settings: TransformerSettings, spark: Any = None) -> TransformRu
     """The runner the settings ask for (``MOVIEPIPE_TRANSFORM_RUNNER``)."""
     if settings.transform_runner == "glue":
         return GlueRunner(settings)
-    return LocalSparkRunner(settings, spark=spark)
+    if settings.transform_runner == "duckdb":
+        return DuckDBRunner(settings)
+    if settings.transform_runner == "local":
+        return LocalSparkRunner(settings, spark=spark)
+    return AutoRunner(settings, spark=spark)

@@ -5,13 +5,19 @@ from __future__ import annotations
 from typing import Literal
 
 from shared.settings import Settings
+from shared.transform import DEFAULT_YEAR_HORIZON
 
 
 class TransformerSettings(Settings):
     """Settings of the transformer (environment prefix ``MOVIEPIPE_``)."""
 
-    transform_runner: Literal["local", "glue"] = "local"
-    """``local``: a warm Spark session in this process; ``glue``: an AWS Glue job run per extract."""
+    transform_runner: Literal["auto", "duckdb", "local", "glue"] = "auto"
+    """``duckdb``: DuckDB in this process; ``local``: a warm Spark session in this process; ``glue``: an
+    AWS Glue job run per extract; ``auto``: DuckDB below ``transform_duckdb_max_rows``, else Spark."""
+    transform_duckdb_max_rows: int = 1_000_000
+    """``auto`` sends a batch of fewer rows than this to DuckDB, a larger one to Spark."""
+    transform_year_horizon: int = DEFAULT_YEAR_HORIZON
+    """Years after the extract's own year that a release year may lie before it is ``OUT_OF_RANGE``."""
 
     glue_job_name: str | None = None
     """The Glue job that runs ``services/transformer/glue_job.py``; default ``{prefix}-transform``."""

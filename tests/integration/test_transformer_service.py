@@ -47,7 +47,7 @@ def test_the_service_is_healthy_at_once_ready_when_warm_and_transforms_what_land
         # WHEN / THEN it answers /health while Spark warms up, and becomes ready
         assert http.get("/health").json() == {"status": "ok", "stage": "transformer"}
         assert wait_until(lambda: http.get("/ready").status_code == 200), http.get("/ready").json()
-        assert http.get("/ready").json()["checks"]["spark"] == "ok"
+        assert http.get("/ready").json()["checks"]["duckdb"] == "ok"
 
         # WHEN a processed extract lands (S3 notifies the transformer's queue)
         extract_id = put_processed(provisioned, tmp_path, movies_csv(["Alpha", "Beta"]))

@@ -26,7 +26,8 @@ def test_snowflake_columns_are_derived_upper_case():
     assert "RATING FLOAT" in columns
     assert "SHORT BOOLEAN" in columns
     assert columns[-1] == "EXTRACT_ID VARCHAR"
-    assert len(columns) == len(schema.MOVIE_FIELDS) + 2
+    assert "MPAA_ORIGINAL VARCHAR" in columns
+    assert len(columns) == len(schema.MOVIE_FIELDS) + 3
 
 
 def test_table_schema_carries_constraints():

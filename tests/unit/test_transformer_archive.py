@@ -95,6 +95,21 @@ def test_a_manifest_is_never_written_for_parts_that_disagree_with_the_counts(tmp
     assert not (tmp_path / "archive" / "manifest.json").exists()
 
 
+def test_the_manifest_counts_the_nulls_of_each_clean_column_over_every_part(tmp_path):
+    # GIVEN two movies parts: a movie with no budget and no MPAA rating, and one with both
+    names = field_names(CLEAN_MOVIE_FIELDS)
+
+    def line(**values: str) -> str:
+        return ",".join(values.get(name, "x") for name in names)
+
+    output = spark_output(tmp_path, [[line(budget="", mpaa="")], [line(mpaa_original='""')]], [])
+    counts = {"extracted": 2, "clean": 2, "rejected": 0, "duplicates": 0}
+    # WHEN
+    manifest = archive_manifest(output, collect_parts(output), **IDENTITY, row_counts=counts)
+    # THEN every clean column is counted, an empty field being a null as the loader reads it
+    assert manifest.null_counts == {**dict.fromkeys(names, 0), "budget": 1, "mpaa": 1, "mpaa_original": 1}
+
+
 def test_s3_uris_split_into_bucket_and_key():
     assert split_s3_uri("s3://bucket/imdb/e1") == ("bucket", "imdb/e1")
     with pytest.raises(ValueError, match="s3://"):

@@ -7,7 +7,8 @@ import types
 
 import pytest
 
-from services.transformer.exceptions import InvalidHeader
+from services.transformer.counts import verified
+from services.transformer.exceptions import CountsNotConserved, InvalidHeader, RowCountMismatch
 from services.transformer.glue_job import TransformCounts, header_columns, parse_args
 from shared.schema import field_names
 
@@ -105,3 +106,17 @@ def test_counts_are_conserved_only_when_every_row_is_accounted_for():
     assert not TransformCounts(extracted=10, clean=7, rejected=2, duplicates=0).conserved
     counts = {"extracted": 3, "clean": 1, "rejected": 1, "duplicates": 1}
     assert TransformCounts.from_dict(counts).as_dict() == counts
+
+
+def test_counts_that_do_not_add_up_fail_loudly_and_a_wrong_row_count_is_refused():
+    # GIVEN counts that lose a row, and counts of a file shorter than its manifest says
+    lost = TransformCounts(extracted=10, clean=7, rejected=2, duplicates=0)
+    short = TransformCounts(extracted=9, clean=7, rejected=2, duplicates=0)
+    # WHEN / THEN
+    with pytest.raises(
+        CountsNotConserved, match="10 rows read but 7 clean \\+ 2 rejected \\+ 0 duplicates = 9"
+    ):
+        verified(lost, extract_id="e1", expected_rows=10)
+    with pytest.raises(RowCountMismatch, match="holds 9 rows"):
+        verified(short, extract_id="e1", expected_rows=10)
+    assert verified(short, extract_id="e1", expected_rows=9) is short

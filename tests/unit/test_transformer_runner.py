@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from services.transformer.exceptions import GlueJobFailed, ManifestUnreadable, RowCountMismatch
 from services.transformer.processed import ProcessedExtract, movies_resource
 from services.transformer.runner import (
+    AutoRunner,
+    DuckDBRunner,
     GlueRunner,
     LocalSparkRunner,
     TransformJob,
@@ -14,7 +18,7 @@ from services.transformer.runner import (
     glue_run_error,
     make_runner,
 )
-from services.transformer.settings import transformer_settings
+from services.transformer.settings import TransformerSettings, transformer_settings
 from shared.manifest import Resource, new_manifest
 from shared.settings import Settings
 
@@ -40,7 +44,9 @@ def test_glue_gets_the_job_scripts_arguments():
         "--extracted_at": "2026-01-01T00:00:00+00:00",
         "--expected_rows": "58788",
         "--extract_kind": "full",
+        "--year_horizon": "3",
     }
+    assert glue_arguments(JOB, year_horizon=5)["--year_horizon"] == "5"
 
 
 def test_a_failed_run_that_reported_bad_input_becomes_that_error_again():
@@ -58,11 +64,36 @@ def test_any_other_failed_run_is_a_glue_failure_naming_the_run():
     assert isinstance(error, GlueJobFailed) and "jr_1 ended TIMEOUT" in str(error)
 
 
-def test_the_runner_is_chosen_by_setting(monkeypatch):
-    monkeypatch.setenv("MOVIEPIPE_TRANSFORM_RUNNER", "glue")
-    assert isinstance(make_runner(transformer_settings()), GlueRunner)
-    monkeypatch.delenv("MOVIEPIPE_TRANSFORM_RUNNER")
-    assert isinstance(make_runner(transformer_settings()), LocalSparkRunner)
+@pytest.mark.parametrize(
+    ("setting", "runner"),
+    [("glue", GlueRunner), ("local", LocalSparkRunner), ("duckdb", DuckDBRunner), ("auto", AutoRunner)],
+)
+def test_the_runner_is_chosen_by_setting(monkeypatch, setting, runner):
+    monkeypatch.setenv("MOVIEPIPE_TRANSFORM_RUNNER", setting)
+    assert isinstance(make_runner(transformer_settings()), runner)
+
+
+def test_auto_is_the_default_and_sends_batches_under_the_limit_to_duckdb_and_larger_ones_to_spark(
+    monkeypatch,
+):
+    # GIVEN no runner chosen, and a limit of 1,000 rows
+    monkeypatch.delenv("MOVIEPIPE_TRANSFORM_RUNNER", raising=False)
+    monkeypatch.setenv("MOVIEPIPE_TRANSFORM_DUCKDB_MAX_ROWS", "1000")
+    auto = make_runner(transformer_settings())
+    # WHEN / THEN
+    assert isinstance(auto, AutoRunner)
+    assert isinstance(auto.runner_for(replace(JOB, extracted=999)), DuckDBRunner)
+    assert isinstance(auto.runner_for(replace(JOB, extracted=1000)), LocalSparkRunner)
+
+
+def test_the_default_limit_is_a_million_rows_and_spark_is_not_started_by_choosing():
+    # GIVEN the default settings
+    auto = AutoRunner(TransformerSettings())
+    # WHEN the IMDb-sized and the million-row batch are placed
+    small, large = auto.runner_for(JOB), auto.runner_for(replace(JOB, extracted=1_000_000))
+    # THEN DuckDB takes the first, Spark the second, and no Spark session exists yet
+    assert (small, large) == (auto.duckdb, auto.spark)
+    assert auto.spark._spark is None
 
 
 def test_shared_settings_become_transformer_settings_keeping_their_values(monkeypatch):
