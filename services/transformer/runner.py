@@ -291,7 +291,8 @@ class LocalSparkRunner(StagedRunner):
 
 
 class AutoRunner:
-    """DuckDB for a batch of fewer rows than ``transform_duckdb_max_rows``, Spark for a larger one.
+    """DuckDB for a batch of fewer rows than ``transform_duckdb_max_rows``, Spark for a larger one:
+    the warm local session, or a Glue job run where ``transform_large_runner`` is ``glue``.
 
     Only DuckDB is warmed up: Spark's session starts when the first large batch comes, so a stack that
     only sees small batches never pays for it.
@@ -300,9 +301,13 @@ class AutoRunner:
     def __init__(self, settings: TransformerSettings, spark: Any = None):
         self.settings = settings
         self.duckdb = DuckDBRunner(settings)
-        self.spark = LocalSparkRunner(settings, spark=spark)
+        self.spark: LocalSparkRunner | GlueRunner = (
+            GlueRunner(settings)
+            if settings.transform_large_runner == "glue"
+            else LocalSparkRunner(settings, spark=spark)
+        )
 
-    def runner_for(self, job: TransformJob) -> StagedRunner:
+    def runner_for(self, job: TransformJob) -> TransformRunner:
         return self.duckdb if job.extracted < self.settings.transform_duckdb_max_rows else self.spark
 
     def run(self, job: TransformJob) -> TransformResult:

@@ -16,6 +16,8 @@ class TransformerSettings(Settings):
     AWS Glue job run per extract; ``auto``: DuckDB below ``transform_duckdb_max_rows``, else Spark."""
     transform_duckdb_max_rows: int = 1_000_000
     """``auto`` sends a batch of fewer rows than this to DuckDB, a larger one to Spark."""
+    transform_large_runner: Literal["local", "glue"] = "local"
+    """Where ``auto`` runs Spark for a large batch: the warm local session, or AWS Glue (in AWS)."""
     transform_year_horizon: int = DEFAULT_YEAR_HORIZON
     """Years after the extract's own year that a release year may lie before it is ``OUT_OF_RANGE``."""
 

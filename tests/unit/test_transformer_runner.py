@@ -142,3 +142,12 @@ def test_the_glue_package_is_the_same_bytes_for_the_same_code_and_holds_the_job(
     files = {path.as_posix() for path in package_files()}
     assert {"services/__init__.py", "services/transformer/glue_job.py", "shared/schema.py"} <= files
     assert not any("__pycache__" in name or name.startswith("tests/") for name in files)
+
+
+def test_auto_can_send_large_batches_to_glue(monkeypatch):
+    # GIVEN auto, with Spark for large batches on AWS Glue
+    monkeypatch.setenv("MOVIEPIPE_TRANSFORM_LARGE_RUNNER", "glue")
+    auto = make_runner(transformer_settings())
+    # WHEN / THEN small batches stay in process on DuckDB, large ones become Glue job runs
+    assert isinstance(auto.runner_for(JOB), DuckDBRunner)
+    assert isinstance(auto.runner_for(replace(JOB, extracted=1_000_000)), GlueRunner)
