@@ -89,7 +89,7 @@ def versions() -> dict[str, str]:
     return found
 
 
-SECTIONS = ("end_to_end", "dashboard", "extractor", "loader")
+SECTIONS = ("end_to_end", "dashboard", "transform", "extractor", "loader")
 LOADER_SIZES = (58_788, 1_000_000)
 
 
@@ -133,6 +133,13 @@ def run_bench(
         report["dashboard"] = {
             "measured_at": f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
             **run_dashboard_bench(settings, runs=runs, step=step),
+        }
+    if "transform" in sections:
+        from moviepipe.bench_transform import run_transform_bench
+
+        report["transform"] = {
+            "measured_at": f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
+            **run_transform_bench(runs=runs, step=step),
         }
     if "extractor" in sections:
         from moviepipe.bench_extractor import run_extractor_bench
@@ -265,6 +272,37 @@ def render(report: dict[str, Any]) -> str:
                 f"| /{page['page']} | **{page['fresh_median_seconds'] * 1000:.0f}** | "
                 f"{page['fresh_max_seconds'] * 1000:.0f} | {page['cached_median_seconds'] * 1000:.0f} | "
                 f"{page['cached_max_seconds'] * 1000:.0f} | {page['bytes'] / 1000:.0f} |"
+            )
+        lines.append("")
+    transform = report.get("transform")
+    if transform:
+        met = transform["met"]
+        lines += [
+            "## Transform: one movies.csv cleansed by each engine, warm",
+            "",
+            f"Measured {transform['measured_at']}, in the bench process: the same file, as the extractor "
+            "writes it, cleansed by the one definition in `shared/transform.py` on DuckDB (in process) and "
+            "on Spark (the warm local session, `local[2]`, started once in "
+            f"{transform['spark_session_start_seconds']:.1f} s), after one warm-up run each; both write "
+            "the archive's CSV files, compared byte for byte ('same output').",
+            "",
+            f"Targets: DuckDB at most {transform['targets']['duckdb_imdb_seconds']} s for the IMDb sample — "
+            f"{'met' if met['duckdb_imdb'] else 'NOT met'}; Spark within "
+            f"{transform['targets']['spark_over_duckdb_at_1m']:.0f} times DuckDB's time at 1,000,000 rows — "
+            f"{'met' if met['spark_within_4x_at_1m'] else 'NOT met'}.",
+            "",
+            "| rows | CSV (MB) | DuckDB (s) | DuckDB rows/s | Spark (s) | Spark rows/s | Spark / DuckDB "
+            "| same output | clean | rejected | duplicates |",
+            "|---|---|---|---|---|---|---|---|---|---|---|",
+        ]
+        for size in transform["sizes"]:
+            counts = size["duckdb"]["counts"]
+            lines.append(
+                f"| {size['rows']:,} | {size['bytes'] / 1e6:.0f} | "
+                f"**{size['duckdb']['median_seconds']:.2f}** | {size['duckdb']['rows_per_second']:,} | "
+                f"**{size['spark']['median_seconds']:.2f}** | {size['spark']['rows_per_second']:,} | "
+                f"{size['spark_over_duckdb']:.1f} | {'yes' if size['identical_output'] else 'NO'} | "
+                f"{counts['clean']:,} | {counts['rejected']:,} | {counts['duplicates']:,} |"
             )
         lines.append("")
     extractor = report.get("extractor")

@@ -444,7 +444,9 @@ def bench(
     output: Annotated[str, typer.Option(help="Where to write the results.")] = "docs/BENCHMARKS.md",
     only: Annotated[
         list[str] | None,
-        typer.Option(help="Run only these sections: end_to_end, dashboard, extractor, loader (repeatable)."),
+        typer.Option(
+            help="Run only these sections: end_to_end, dashboard, transform, extractor, loader (repeatable)."
+        ),
     ] = None,
     extractor_rows: Annotated[int, typer.Option(help="Rows of the scaled PostgreSQL source.")] = 1_000_000,
     loader_rows: Annotated[
