@@ -63,6 +63,18 @@ def test_the_unzippers_metrics_follow_a_bundle_through_its_queue(provisioned: Se
         bundle = valid_bundle(movies(5), extract_id=extract_id)
         land(settings, bundle, extract_id=extract_id)
         assert wait_for_stage(progress, extract_id, "unzipper")["status"] == "succeeded"
+        messages = "moviepipe_unzipper_messages_total"
+
+        def settled() -> bool:
+            # A message is counted once it is deleted from the queue, just after the stage records success.
+            scraped = samples(service.get("/metrics").text)
+            handled = sum(value(scraped, messages, outcome=o) for o in ("succeeded", "failed"))
+            earlier = sum(value(before, messages, outcome=o) for o in ("succeeded", "failed"))
+            return handled - earlier >= value(scraped, messages, outcome="received") - value(
+                before, messages, outcome="received"
+            )
+
+        assert wait_until(settled)
         after = samples(service.get("/metrics").text)
 
         # THEN its message was received and succeeded, nothing failed, and it had waited in the queue
