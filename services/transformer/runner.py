@@ -342,6 +342,8 @@ def stage_input(s3: Any, job: TransformJob, destination: Path) -> None:
 GLUE_RUNNING = ("STARTING", "RUNNING", "STOPPING", "WAITING")
 GLUE_FAILED = ("FAILED", "ERROR", "TIMEOUT", "STOPPED", "EXPIRED")
 GLUE_GOING = ("STARTING", "RUNNING", "WAITING")
+RECENT_RUNS = 200
+"""How many of a job's newest runs are searched for one of the same extract still going."""
 _BAD_INPUT_CODE = re.compile(r"\b(" + "|".join(BAD_INPUT_ERRORS) + r"): (.*)", re.DOTALL)
 
 
@@ -444,8 +446,15 @@ class GlueRunner:
             )
 
     def _running_run(self, glue: Any, job: TransformJob) -> str | None:
-        """A run of this extract that has not finished (started by an earlier delivery), if any."""
-        pages = glue.get_paginator("get_job_runs").paginate(JobName=self.settings.glue_job)
+        """A run of this extract that has not finished (started by an earlier delivery), if any.
+
+        Glue lists a job's runs newest first; a run still going is among the latest, so only those are
+        read, not the job's whole history (one page per extract on the hot path).
+        """
+        pages = glue.get_paginator("get_job_runs").paginate(
+            JobName=self.settings.glue_job,
+            PaginationConfig={"MaxItems": RECENT_RUNS, "PageSize": RECENT_RUNS},
+        )
         for page in pages:
             for run in page.get("JobRuns", []):
                 same = (run.get("Arguments") or {}).get("--extract_id") == job.extract_id
