@@ -93,6 +93,16 @@ DIM_MOVIE_COLUMNS = (
     "OPENED_BY_EXTRACT VARCHAR NOT NULL",
 )
 
+FACT_COLUMNS = (
+    "MOVIE_KEY VARCHAR NOT NULL",
+    "EXTRACT_ID VARCHAR NOT NULL",
+    "MOVIE_SK VARCHAR NOT NULL",
+    "YEAR NUMBER(38,0)",
+    "SOURCE VARCHAR",
+    "EXTRACTED_AT TIMESTAMP_NTZ NOT NULL",
+    *snowflake_columns(measure_fields()),
+)
+
 TABLES: dict[str, tuple[str, ...]] = {
     "ANALYTICS.DIM_MOVIE": DIM_MOVIE_COLUMNS,
     "ANALYTICS.DIM_GENRE": ("GENRE_KEY NUMBER(38,0) NOT NULL", "GENRE_NAME VARCHAR NOT NULL"),
@@ -106,15 +116,10 @@ TABLES: dict[str, tuple[str, ...]] = {
         "DECADE NUMBER(38,0) NOT NULL",
         "DECADE_LABEL VARCHAR NOT NULL",
     ),
-    "ANALYTICS.FACT_MOVIE_RATING": (
-        "MOVIE_KEY VARCHAR NOT NULL",
-        "EXTRACT_ID VARCHAR NOT NULL",
-        "MOVIE_SK VARCHAR NOT NULL",
-        "YEAR NUMBER(38,0)",
-        "SOURCE VARCHAR",
-        "EXTRACTED_AT TIMESTAMP_NTZ NOT NULL",
-        *snowflake_columns(measure_fields()),
-    ),
+    "ANALYTICS.FACT_MOVIE_RATING": FACT_COLUMNS,
+    # Each movie's latest fact (the one of its latest extract): what the BI views read, so that they read
+    # one row per movie however many extracts the history holds. Kept by the merge.
+    "ANALYTICS.FACT_MOVIE_CURRENT": FACT_COLUMNS,
     # The stream's offset: one row per merged extract, with what merging it did.
     "AUDIT.MERGES": (
         "EXTRACT_ID VARCHAR NOT NULL",
@@ -180,6 +185,10 @@ class Step:
 def _distinct(a: str, b: str, names: tuple[str, ...], indent: int = 8) -> str:
     return ("\n" + " " * indent + "OR ").join(f"{a}.{name} IS DISTINCT FROM {b}.{name}" for name in names)
 
+
+_FACT_NAMES = tuple(column.split()[0] for column in FACT_COLUMNS)
+_FACT_COLUMNS = _columns(*_FACT_NAMES)
+"""A fact's columns, in FACT_MOVIE_RATING's order."""
 
 _VERSION_COLUMNS = _columns(
     "MOVIE_SK",
@@ -519,6 +528,55 @@ WHERE f.MOVIE_KEY = a.MOVIE_KEY
 """,
         ),
         Step(
+            "replace_current_facts",
+            "A movie's current fact gives way to a fact of a pending extract as late or later (the same\n"
+            "fact again when a run is repeated: it is put back below). An extract that arrives late, older\n"
+            "than the current fact, leaves it in place.",
+            """
+DELETE FROM {database}.ANALYTICS.FACT_MOVIE_CURRENT AS c
+USING (
+    SELECT f.MOVIE_KEY, f.EXTRACT_ID, f.EXTRACTED_AT
+    FROM {database}.ANALYTICS.FACT_MOVIE_RATING AS f
+    JOIN {database}.AUDIT.MERGE_PENDING AS p ON p.EXTRACT_ID = f.EXTRACT_ID
+) AS n
+WHERE c.MOVIE_KEY = n.MOVIE_KEY
+    AND (
+        n.EXTRACTED_AT > c.EXTRACTED_AT
+        OR n.EXTRACTED_AT = c.EXTRACTED_AT AND n.EXTRACT_ID >= c.EXTRACT_ID
+    )
+""",
+        ),
+        Step(
+            "insert_current_facts",
+            "Every movie left without a current fact gets its latest fact among the pending extracts.",
+            f"""
+INSERT INTO {{database}}.ANALYTICS.FACT_MOVIE_CURRENT (
+    {_FACT_COLUMNS}
+)
+SELECT
+    {_columns(*_FACT_NAMES, prefix="f.")}
+FROM {{database}}.ANALYTICS.FACT_MOVIE_RATING AS f
+JOIN {{database}}.AUDIT.MERGE_PENDING AS p ON p.EXTRACT_ID = f.EXTRACT_ID
+WHERE NOT EXISTS (
+    SELECT 1 FROM {{database}}.ANALYTICS.FACT_MOVIE_CURRENT AS c WHERE c.MOVIE_KEY = f.MOVIE_KEY
+)
+QUALIFY ROW_NUMBER() OVER (PARTITION BY f.MOVIE_KEY ORDER BY f.EXTRACTED_AT DESC, f.EXTRACT_ID DESC) = 1
+""",
+        ),
+        Step(
+            "repoint_current_facts",
+            "A current fact follows its movie's recomputed version, as its fact did.",
+            """
+UPDATE {database}.ANALYTICS.FACT_MOVIE_CURRENT AS c
+SET MOVIE_SK = f.MOVIE_SK
+FROM {database}.ANALYTICS.FACT_MOVIE_RATING AS f, {database}.AUDIT.MERGE_AFFECTED AS a
+WHERE c.MOVIE_KEY = a.MOVIE_KEY
+    AND f.MOVIE_KEY = c.MOVIE_KEY
+    AND f.EXTRACT_ID = c.EXTRACT_ID
+    AND c.MOVIE_SK <> f.MOVIE_SK
+""",
+        ),
+        Step(
             "record_merges",
             "The stream's offset: each pending extract merged, with what merging it did.",
             """
@@ -608,7 +666,17 @@ TRANSACTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "overwrite_type1",
         ),
     ),
-    ("facts", ("insert_years", "insert_facts", "repoint_facts")),
+    (
+        "facts",
+        (
+            "insert_years",
+            "insert_facts",
+            "repoint_facts",
+            "replace_current_facts",
+            "insert_current_facts",
+            "repoint_current_facts",
+        ),
+    ),
     ("record", ("record_merges", "clear_pending")),
 )
 """Where the steps may commit, in Snowflake's task graph (locally the loader runs them all in one
@@ -625,11 +693,23 @@ def step_files() -> dict[str, str]:
 
 # --- views for BI ---------------------------------------------------------------------------------------
 
-_LATEST_FACT = """
-    SELECT f.*
-    FROM {database}.ANALYTICS.FACT_MOVIE_RATING AS f
-    QUALIFY ROW_NUMBER() OVER (PARTITION BY f.MOVIE_KEY ORDER BY f.EXTRACTED_AT DESC, f.EXTRACT_ID DESC) = 1
-"""
+
+def fill_current_facts(database: str) -> str:
+    """Give every movie that has facts and no current fact its latest one (safe to run again).
+
+    The merge keeps ``FACT_MOVIE_CURRENT``; this fills it where an earlier version of the loader, which
+    did not have it, left facts behind. Run at each bootstrap, it finds nothing to do once it has run.
+    """
+    return f"""
+INSERT INTO {database}.ANALYTICS.FACT_MOVIE_CURRENT (
+    {_FACT_COLUMNS}
+)
+SELECT
+    {_columns(*_FACT_NAMES, prefix="f.")}
+FROM {database}.ANALYTICS.FACT_MOVIE_RATING AS f
+WHERE f.MOVIE_KEY NOT IN (SELECT MOVIE_KEY FROM {database}.ANALYTICS.FACT_MOVIE_CURRENT)
+QUALIFY ROW_NUMBER() OVER (PARTITION BY f.MOVIE_KEY ORDER BY f.EXTRACTED_AT DESC, f.EXTRACT_ID DESC) = 1
+""".strip()
 
 
 def views() -> dict[str, str]:
@@ -663,9 +743,8 @@ SELECT
     d.MOVIE_SK
 FROM {{database}}.ANALYTICS.DIM_MOVIE AS d
 """,
-        "ANALYTICS.V_RATINGS_BY_GENRE_DECADE": f"""
-CREATE OR REPLACE VIEW {{database}}.ANALYTICS.V_RATINGS_BY_GENRE_DECADE AS
-WITH latest AS ({_LATEST_FACT})
+        "ANALYTICS.V_RATINGS_BY_GENRE_DECADE": """
+CREATE OR REPLACE VIEW {database}.ANALYTICS.V_RATINGS_BY_GENRE_DECADE AS
 SELECT
     g.GENRE_NAME AS GENRE,
     y.DECADE,
@@ -674,21 +753,20 @@ SELECT
     AVG(l.RATING) AS AVG_RATING,
     SUM(l.RATING * l.VOTES) / NULLIF(SUM(l.VOTES), 0) AS VOTE_WEIGHTED_RATING,
     SUM(l.VOTES) AS VOTES
-FROM {{database}}.ANALYTICS.DIM_MOVIE AS d
-JOIN latest AS l ON l.MOVIE_KEY = d.MOVIE_KEY
-JOIN {{database}}.ANALYTICS.BRIDGE_MOVIE_GENRE AS b ON b.MOVIE_SK = d.MOVIE_SK
-JOIN {{database}}.ANALYTICS.DIM_GENRE AS g ON g.GENRE_KEY = b.GENRE_KEY
-JOIN {{database}}.ANALYTICS.DIM_YEAR AS y ON y.YEAR = d.YEAR
+FROM {database}.ANALYTICS.DIM_MOVIE AS d
+JOIN {database}.ANALYTICS.FACT_MOVIE_CURRENT AS l ON l.MOVIE_KEY = d.MOVIE_KEY
+JOIN {database}.ANALYTICS.BRIDGE_MOVIE_GENRE AS b ON b.MOVIE_SK = d.MOVIE_SK
+JOIN {database}.ANALYTICS.DIM_GENRE AS g ON g.GENRE_KEY = b.GENRE_KEY
+JOIN {database}.ANALYTICS.DIM_YEAR AS y ON y.YEAR = d.YEAR
 WHERE d.IS_CURRENT AND NOT d.IS_DELETED
 GROUP BY g.GENRE_NAME, y.DECADE, y.DECADE_LABEL
 """,
         "ANALYTICS.V_TOP_MOVIES": f"""
 CREATE OR REPLACE VIEW {{database}}.ANALYTICS.V_TOP_MOVIES AS
-WITH latest AS ({_LATEST_FACT}),
-current_movies AS (
+WITH current_movies AS (
     SELECT d.MOVIE_KEY, d.TITLE, d.YEAR, d.MPAA, l.RATING, l.VOTES
     FROM {{database}}.ANALYTICS.DIM_MOVIE AS d
-    JOIN latest AS l ON l.MOVIE_KEY = d.MOVIE_KEY
+    JOIN {{database}}.ANALYTICS.FACT_MOVIE_CURRENT AS l ON l.MOVIE_KEY = d.MOVIE_KEY
     WHERE d.IS_CURRENT AND NOT d.IS_DELETED AND l.RATING IS NOT NULL AND l.VOTES IS NOT NULL
 ),
 overall AS (SELECT AVG(RATING) AS MEAN_RATING FROM current_movies),
@@ -712,9 +790,8 @@ SELECT
     WEIGHTED_RATING
 FROM weighted
 """,
-        "ANALYTICS.V_BUDGET_VS_RATING": f"""
-CREATE OR REPLACE VIEW {{database}}.ANALYTICS.V_BUDGET_VS_RATING AS
-WITH latest AS ({_LATEST_FACT})
+        "ANALYTICS.V_BUDGET_VS_RATING": """
+CREATE OR REPLACE VIEW {database}.ANALYTICS.V_BUDGET_VS_RATING AS
 SELECT
     d.MOVIE_KEY,
     d.TITLE,
@@ -723,9 +800,9 @@ SELECT
     d.BUDGET,
     l.RATING,
     l.VOTES
-FROM {{database}}.ANALYTICS.DIM_MOVIE AS d
-JOIN latest AS l ON l.MOVIE_KEY = d.MOVIE_KEY
-JOIN {{database}}.ANALYTICS.DIM_YEAR AS y ON y.YEAR = d.YEAR
+FROM {database}.ANALYTICS.DIM_MOVIE AS d
+JOIN {database}.ANALYTICS.FACT_MOVIE_CURRENT AS l ON l.MOVIE_KEY = d.MOVIE_KEY
+JOIN {database}.ANALYTICS.DIM_YEAR AS y ON y.YEAR = d.YEAR
 WHERE d.IS_CURRENT AND NOT d.IS_DELETED AND d.BUDGET IS NOT NULL
 """,
     }

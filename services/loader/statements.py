@@ -161,6 +161,7 @@ def bootstrap_statements(
         if table not in existing_tables
     ]
     statements.append(star.seed_genres(database))
+    statements.append(star.fill_current_facts(database))
     statements += [view.format(database=database).strip() for view in star.views().values()]
     return statements
 
