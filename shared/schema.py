@@ -50,6 +50,9 @@ class Field:
 
 
 GENRES = ("action", "animation", "comedy", "drama", "documentary", "romance", "short")
+PRIMARY_GENRES = ("animation", "documentary", "short", "action", "romance", "comedy", "drama")
+"""The order a movie's primary genre is chosen in: the genres that say what form a film takes first, then
+the content genres from the most specific to the broadest (drama, the most common, last)."""
 MPAA_RATINGS = ("G", "PG", "PG-13", "R", "NC-17")
 TYPE_1 = 1  # a change overwrites the attribute in every version of the movie
 TYPE_2 = 2  # a change closes the movie's current version and opens a new one
@@ -94,7 +97,29 @@ MOVIE_KEY = Field("movie_key", "string", "Stable movie key from normalised title
 EXTRACT_ID = Field("extract_id", "string", "The extract this row arrived in", required=True)
 MPAA_ORIGINAL = Field("mpaa_original", "string", "The MPAA rating as the source spelled it, when given")
 
-CLEAN_MOVIE_FIELDS: tuple[Field, ...] = (MOVIE_KEY, *MOVIE_FIELDS, MPAA_ORIGINAL, EXTRACT_ID)
+ENRICHED_FIELDS: tuple[Field, ...] = (
+    Field("genres", "string", "The movie's genres, '|'-separated in the order of GENRES; null when none"),
+    Field("primary_genre", "string", "The first of the movie's genres in PRIMARY_GENRES", enum=GENRES),
+    Field("decade", "integer", "Decade of release: the year with its last digit 0"),
+    Field("runtime_band", "string", "Running time band (shared.transform.RUNTIME_BANDS), when known"),
+    Field("budget_band", "string", "Budget band (shared.transform.BUDGET_BANDS), when known"),
+    Field(
+        "weighted_rating",
+        "number",
+        "IMDb-style weighted rating (v·R + m·C) / (v + m), to three decimals, when rated",
+        minimum=1,
+        maximum=10,
+    ),
+)
+"""Columns the transform derives from a clean movie (``shared.transform``: enrichment)."""
+
+CLEAN_MOVIE_FIELDS: tuple[Field, ...] = (
+    MOVIE_KEY,
+    *MOVIE_FIELDS,
+    MPAA_ORIGINAL,
+    *ENRICHED_FIELDS,
+    EXTRACT_ID,
+)
 """A cleansed movie as the transform writes it to the archive and the loader copies it into RAW."""
 
 REJECT_FIELDS: tuple[Field, ...] = (

@@ -41,7 +41,17 @@ from functools import lru_cache
 
 from shared.keys import movie_key_sql
 from shared.rejects import Reason
-from shared.schema import CLEAN_MOVIE_FIELDS, MOVIE_FIELDS, MPAA_ORIGINAL, REJECT_FIELDS, Field, field_names
+from shared.schema import (
+    CLEAN_MOVIE_FIELDS,
+    ENRICHED_FIELDS,
+    GENRES,
+    MOVIE_FIELDS,
+    MPAA_ORIGINAL,
+    PRIMARY_GENRES,
+    REJECT_FIELDS,
+    Field,
+    field_names,
+)
 
 ROW = "_row"
 """The row's position in ``movies.csv``; output follows input order."""
@@ -52,6 +62,8 @@ FAILURE = "_failure"
 
 DEFAULT_YEAR_HORIZON = 3
 """Years after the extract's own year that a release year may lie (announced films)."""
+DEFAULT_MIN_VOTES = 1000
+"""``m`` of the weighted rating: the votes a movie needs before its own rating outweighs the mean."""
 
 MISSING_MARKERS = ("NA", "")
 BOOLEANS = {"true": True, "false": False, "yes": True, "no": False, "1": True, "0": False}
@@ -110,16 +122,40 @@ class BatchRules:
     extract_id: str
     extract_year: int
     year_horizon: int = DEFAULT_YEAR_HORIZON
+    min_votes: int = DEFAULT_MIN_VOTES
+    """``m`` of the weighted rating."""
+    mean_rating: float | None = None
+    """``C`` of the weighted rating: a configured global mean, or None for the batch's own mean."""
+
+    def __post_init__(self) -> None:
+        if self.min_votes < 0:
+            raise ValueError(f"min_votes is {self.min_votes}; it must be 0 or more")
+        if self.mean_rating is not None and not 1 <= self.mean_rating <= 10:
+            raise ValueError(f"mean_rating is {self.mean_rating}; it must lie between 1 and 10")
 
     @property
     def latest_year(self) -> int:
         return self.extract_year + self.year_horizon
 
     @classmethod
-    def of(cls, extract_id: str, extracted_at: str | None, year_horizon: int = DEFAULT_YEAR_HORIZON):
+    def of(
+        cls,
+        extract_id: str,
+        extracted_at: str | None,
+        year_horizon: int = DEFAULT_YEAR_HORIZON,
+        *,
+        min_votes: int = DEFAULT_MIN_VOTES,
+        mean_rating: float | None = None,
+    ):
         """Rules for an extract taken at ``extracted_at`` (ISO 8601; now when not known)."""
         when = datetime.fromisoformat(extracted_at) if extracted_at else datetime.now(UTC)
-        return cls(extract_id=extract_id, extract_year=when.year, year_horizon=year_horizon)
+        return cls(
+            extract_id=extract_id,
+            extract_year=when.year,
+            year_horizon=year_horizon,
+            min_votes=min_votes,
+            mean_rating=mean_rating,
+        )
 
 
 # -- SQL helpers ----------------------------------------------------------------------------------
@@ -361,12 +397,18 @@ def ranked_query(checked: str) -> str:
     return _select(["*", f"CASE WHEN {FAILURE} IS NULL THEN {rank} END AS {RANK}"], f"({keyed}) keyed")
 
 
-def clean_query(ranked: str, extract_id: str) -> str:
-    """The kept rows in the columns of ``CLEAN_MOVIE_FIELDS`` (and ``_row``)."""
+def clean_query(ranked: str, rules: BatchRules) -> str:
+    """The kept rows in the columns of ``CLEAN_MOVIE_FIELDS`` (and ``_row``), enriched."""
+    enriched = enrichment_sql(rules)
     columns = [
-        f"{literal(extract_id)} AS extract_id" if name == "extract_id" else name
+        f"{literal(rules.extract_id)} AS extract_id"
+        if name == "extract_id"
+        else f"{enriched[name]} AS {name}"
+        if name in enriched
+        else name
         for name in field_names(CLEAN_MOVIE_FIELDS)
     ]
+    # The batch's mean rating is a window over the kept rows: WHERE is applied before it.
     return _select([ROW, *columns], ranked) + f"\nWHERE {RANK} = 1"
 
 
@@ -377,6 +419,99 @@ def rejects_query(checked: str, extract_id: str) -> str:
         for name in field_names(REJECT_FIELDS)
     ]
     return _select([ROW, *columns], checked) + f"\nWHERE {FAILURE} IS NOT NULL"
+
+
+# -- enrichment -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Band:
+    """A label for values below ``below`` (and above the band before it); ``below`` None: the rest."""
+
+    label: str
+    below: int | None = None
+
+
+RUNTIME_BANDS = (
+    Band("40 min or less", 41),
+    Band("41-90 min", 91),
+    Band("91-120 min", 121),
+    Band("121-150 min", 151),
+    Band("over 150 min"),
+)
+"""Running time bands (``length``, whole minutes); 40 minutes or less is a short by the Academy's rule."""
+BUDGET_BANDS = (
+    Band("under $1M", 1_000_000),
+    Band("$1M-$10M", 10_000_000),
+    Band("$10M-$50M", 50_000_000),
+    Band("$50M-$100M", 100_000_000),
+    Band("$100M or more"),
+)
+"""Budget bands, US dollars."""
+GENRE_SEPARATOR = "|"
+WEIGHTED_RATING_DECIMALS = 3
+
+_RATING_SCALE = 10_000
+"""Ratings are summed as whole ten-thousandths, so the batch mean is exact and the same on every engine
+(a sum of doubles depends on the order it is taken in)."""
+
+
+def _double_constant(value: float) -> str:
+    return f"CAST({value!r} AS DOUBLE)"
+
+
+def _band_sql(value: str, bands: tuple[Band, ...]) -> str:
+    cases = " ".join(
+        f"WHEN {value} < {band.below} THEN {literal(band.label)}" for band in bands if band.below is not None
+    )
+    return f"CASE WHEN {value} IS NULL THEN NULL {cases} ELSE {literal(bands[-1].label)} END"
+
+
+def _round_half_up(number: str, decimals: int) -> str:
+    """``number`` to ``decimals`` places, half up, as a DECIMAL: written alike by every engine."""
+    scale = _double_constant(float(10**decimals))
+    return f"CAST(floor({number} * {scale} + {_double_constant(0.5)}) / {scale} AS DECIMAL(9,{decimals}))"
+
+
+def mean_rating_sql(rules: BatchRules) -> str:
+    """``C``: the configured mean, or the mean rating of the batch's kept, rated movies (a window)."""
+    if rules.mean_rating is not None:
+        return _double_constant(float(rules.mean_rating))
+    rated = "rating IS NOT NULL AND votes IS NOT NULL"
+    scale = _double_constant(float(_RATING_SCALE))
+    scaled = f"CAST(floor(rating * {scale} + {_double_constant(0.5)}) AS BIGINT)"
+    total = f"CAST(sum(CASE WHEN {rated} THEN {scaled} END) OVER () AS DOUBLE)"
+    count = f"CAST(count(CASE WHEN {rated} THEN 1 END) OVER () AS DOUBLE)"
+    return f"{total} / {scale} / {count}"
+
+
+def enrichment_sql(rules: BatchRules) -> dict[str, str]:
+    """SQL for each column of ``ENRICHED_FIELDS``, over a kept row's typed fields.
+
+    - ``genres``: the genres flagged true, ``|``-separated in the order of ``GENRES``; null for none.
+    - ``primary_genre``: the first of them in ``PRIMARY_GENRES``.
+    - ``decade``: 1990 for 1990 to 1999.
+    - ``runtime_band``, ``budget_band``: ``RUNTIME_BANDS``, ``BUDGET_BANDS``; null when not known.
+    - ``weighted_rating``: IMDb's Bayesian average (v·R + m·C) / (v + m), v the movie's votes, R its
+      rating, m ``rules.min_votes``, C ``mean_rating_sql``; null when the rating or votes are missing.
+    """
+    listed = ", ".join(f"CASE WHEN {genre} THEN {literal(genre)} END" for genre in GENRES)
+    primary = " ".join(f"WHEN {genre} THEN {literal(genre)}" for genre in PRIMARY_GENRES)
+    votes, m = "CAST(votes AS DOUBLE)", _double_constant(float(rules.min_votes))
+    weighted = f"({votes} * rating + {m} * ({mean_rating_sql(rules)})) / ({votes} + {m})"
+    found = {
+        "genres": f"nullif(concat_ws({literal(GENRE_SEPARATOR)}, {listed}), '')",
+        "primary_genre": f"CASE {primary} END",
+        "decade": "CAST(floor(year / 10) * 10 AS BIGINT)",
+        "runtime_band": _band_sql("length", RUNTIME_BANDS),
+        "budget_band": _band_sql("budget", BUDGET_BANDS),
+        "weighted_rating": (
+            f"CASE WHEN rating IS NOT NULL AND votes IS NOT NULL AND {votes} + {m} > 0 "
+            f"THEN {_round_half_up(weighted, WEIGHTED_RATING_DECIMALS)} END"
+        ),
+    }
+    assert tuple(found) == tuple(field.name for field in ENRICHED_FIELDS)
+    return found
 
 
 COUNTS: dict[str, str] = {

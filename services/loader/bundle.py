@@ -41,6 +41,9 @@ class ArchiveFile:
     bytes: int
     hash: str
     rows: int
+    columns: tuple[str, ...] = ()
+    """The file's columns in order, upper case, as its manifest schema lists them; () when it lists none.
+    An archive written before a column existed lists fewer: those load as null."""
 
     @property
     def uri(self) -> str:
@@ -159,6 +162,12 @@ def _archive_file(created: ObjectCreated, folder: str, resource: Resource) -> Ar
         raise UnreadableManifest(f"path {resource.path!r} is not a file inside the bundle", where=where)
     if not resource.sha256:
         raise UnreadableManifest(f"hash {resource.hash!r} is not {HASH_ALGORITHM}:<hex>", where=where)
+    columns = tuple(str(field.get("name", "")).upper() for field in resource.schema_.get("fields") or ())
+    if unknown := [name for name in columns if name not in TARGETS[role].columns]:
+        raise UnreadableManifest(
+            f"its schema names {', '.join(map(repr, unknown))}, not columns of {TARGETS[role].table}",
+            where=where,
+        )
     return ArchiveFile(
         role=role,
         bucket=created.bucket,
@@ -167,6 +176,7 @@ def _archive_file(created: ObjectCreated, folder: str, resource: Resource) -> Ar
         bytes=resource.bytes,
         hash=resource.hash,
         rows=resource.rows,
+        columns=columns,
     )
 
 

@@ -90,7 +90,8 @@ def _copy_file(cursor: Any, database: str, bundle: ArchiveBundle, file: ArchiveF
         _record_load(cursor, database, bundle, file, target, LOADED, 0)
         return FileLoad(file=file, table=target.table, status=LOADED, rows_loaded=0, already=False)
     try:
-        cursor.execute(statements.copy_into(database, target, f"{bundle.stage_prefix}/{file.path}"))
+        stage_path = f"{bundle.stage_prefix}/{file.path}"
+        cursor.execute(statements.copy_into(database, target, stage_path, file.columns))
     except ProgrammingError as exc:
         if (exc.sqlstate or "").startswith("22"):  # a data exception: a value that does not fit its column
             raise RowsNotLoadable(exc.msg or str(exc), where=file.uri) from exc

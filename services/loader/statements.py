@@ -194,14 +194,16 @@ def existing_tables(database: str) -> str:
     )
 
 
-def copy_into(database: str, target: LoadTarget, stage_path: str) -> str:
+def copy_into(
+    database: str, target: LoadTarget, stage_path: str, columns: tuple[str, ...] | list[str] = ()
+) -> str:
     """COPY one archive file (``stage_path`` relative to the archive stage) into its table.
 
     Named explicitly (``FILES``), never by ``PATTERN``; ``ON_ERROR = ABORT_STATEMENT`` so a file is copied
-    whole or not at all.
+    whole or not at all. ``columns``: the file's own, in order (default: all of the target's).
     """
     directory, file = posixpath.split(stage_path)
-    columns = ", ".join(target.columns)
+    columns = ", ".join(identifier(name) for name in columns or target.columns)
     return (
         f"COPY INTO {identifier(database)}.{target.table} ({columns})\n"
         f"FROM {literal(f'@{database}.{STAGE}/{directory}/')}\n"

@@ -16,6 +16,7 @@ from services.transformer.counts import TransformCounts, verified
 from services.transformer.movies_csv import read_lines
 from shared.transform import (
     COUNTS,
+    DEFAULT_MIN_VOTES,
     DEFAULT_YEAR_HORIZON,
     ROW,
     BatchRules,
@@ -47,20 +48,24 @@ def transform(
     output: Path,
     extracted_at: str | None = None,
     year_horizon: int = DEFAULT_YEAR_HORIZON,
+    min_votes: int = DEFAULT_MIN_VOTES,
+    mean_rating: float | None = None,
     threads: int = 2,
 ) -> TransformCounts:
     """Cleanse ``input_path`` and write ``movies/`` and ``rejects/`` under ``output``; the counts.
 
     Refuses and fails as the Spark job does (``RowCountMismatch``, ``CountsNotConserved``).
     """
-    rules = BatchRules.of(extract_id, extracted_at, year_horizon)
+    rules = BatchRules.of(
+        extract_id, extracted_at, year_horizon, min_votes=min_votes, mean_rating=mean_rating
+    )
     raw = read_lines(Path(input_path))
     with duckdb.connect(config={"threads": threads}) as connection:
         connection.register("raw_rows", raw)
         connection.execute(f"CREATE TEMP TABLE checked AS {to_duckdb(checked_query('raw_rows', rules))}")
         connection.execute(f"CREATE TEMP TABLE ranked AS {to_duckdb(ranked_query('checked'))}")
         totals = connection.execute(to_duckdb(f"SELECT {_aggregates(COUNTS)} FROM ranked")).fetchone()
-        clean = clean_query("ranked", extract_id)
+        clean = clean_query("ranked", rules)
         for role, query in (("movies", clean), ("rejects", rejects_query("checked", extract_id))):
             folder = Path(output) / role
             folder.mkdir(parents=True, exist_ok=True)

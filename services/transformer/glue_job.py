@@ -42,6 +42,7 @@ from shared.schema import MOVIE_FIELDS, Field, field_names, spark_schema
 from shared.transform import (
     CORRUPT_RECORD,
     COUNTS,
+    DEFAULT_MIN_VOTES,
     DEFAULT_YEAR_HORIZON,
     ROW,
     BatchRules,
@@ -55,9 +56,22 @@ __all__ = ["CleanedMovies", "JobArguments", "TransformCounts", "clean_movies", "
 
 JOB_ARGUMENTS = ("input_path", "output_path", "extract_id", "source", "extracted_at", "expected_rows")
 """The job's arguments, by the names Glue passes them (``--input_path`` …) and argparse parses them."""
-OPTIONAL_ARGUMENTS = {"extract_kind": "full", "s3_io": "auto", "year_horizon": str(DEFAULT_YEAR_HORIZON)}
-"""Arguments a caller may leave out, with their defaults (a run submitted by an older transformer)."""
-CHOICES = {"extract_kind": ("full", "incremental"), "s3_io": ("auto", "spark", "boto3"), "year_horizon": None}
+OPTIONAL_ARGUMENTS = {
+    "extract_kind": "full",
+    "s3_io": "auto",
+    "year_horizon": str(DEFAULT_YEAR_HORIZON),
+    "min_votes": str(DEFAULT_MIN_VOTES),
+    "mean_rating": "batch",
+}
+"""Arguments a caller may leave out, with their defaults (a run submitted by an older transformer).
+``mean_rating``: ``C`` of the weighted rating, a number, or ``batch`` for the batch's own mean."""
+CHOICES = {
+    "extract_kind": ("full", "incremental"),
+    "s3_io": ("auto", "spark", "boto3"),
+    "year_horizon": None,
+    "min_votes": None,
+    "mean_rating": None,
+}
 """``s3_io``: who reads and writes ``s3://`` paths. ``spark``: the executors (Glue's S3 connector);
 ``boto3``: the driver stages the input in and the archive out (plain pyspark, which has no S3
 connector, or a small run); ``auto``: ``spark`` inside Glue, ``boto3`` elsewhere."""
@@ -103,6 +117,8 @@ class JobArguments:
     extract_kind: str = "full"
     s3_io: str = "auto"
     year_horizon: int = DEFAULT_YEAR_HORIZON
+    min_votes: int = DEFAULT_MIN_VOTES
+    mean_rating: float | None = None
 
 
 def parse_args(argv: Sequence[str]) -> JobArguments:
@@ -137,6 +153,8 @@ def parse_args(argv: Sequence[str]) -> JobArguments:
         extract_kind=options["extract_kind"],
         s3_io=options["s3_io"],
         year_horizon=int(options["year_horizon"]),
+        min_votes=int(options["min_votes"]),
+        mean_rating=None if options["mean_rating"] in ("", "batch") else float(options["mean_rating"]),
     )
 
 
@@ -230,7 +248,7 @@ class CleanedMovies:
         return self._query(ranked_query, self.checked)
 
     def _clean_rows(self, ranked: DataFrame) -> DataFrame:
-        return self._query(lambda view: clean_query(view, self.rules.extract_id), ranked)
+        return self._query(lambda view: clean_query(view, self.rules), ranked)
 
     def _reject_rows(self) -> DataFrame:
         return self._query(lambda view: rejects_query(view, self.rules.extract_id), self.checked)
@@ -286,13 +304,17 @@ def transform(
     output: str,
     extracted_at: str | None = None,
     year_horizon: int = DEFAULT_YEAR_HORIZON,
+    min_votes: int = DEFAULT_MIN_VOTES,
+    mean_rating: float | None = None,
 ) -> TransformCounts:
     """Cleanse ``input_path`` and write ``movies/`` and ``rejects/`` under ``output``; the counts.
 
     Refuses (``RowCountMismatch``) when the rows read differ from the rows the manifest says were
     extracted, and fails (``CountsNotConserved``) when the rows written do not add up to the rows read.
     """
-    rules = BatchRules.of(extract_id, extracted_at, year_horizon)
+    rules = BatchRules.of(
+        extract_id, extracted_at, year_horizon, min_votes=min_votes, mean_rating=mean_rating
+    )
     counts = clean_movies(read_movies(spark, input_path), rules).write(output)
     return verified(counts, extract_id=extract_id, expected_rows=expected_rows)
 
@@ -321,6 +343,8 @@ def main(argv: Sequence[str] | None = None) -> Manifest:
             "expected_rows": args.expected_rows,
             "extracted_at": args.extracted_at,
             "year_horizon": args.year_horizon,
+            "min_votes": args.min_votes,
+            "mean_rating": args.mean_rating,
         }
         spark_wrote_s3 = False
         if args.output_path.startswith("s3://"):

@@ -42,7 +42,7 @@ from shared.aws import client
 from shared.logs import log_event
 from shared.manifest import MANIFEST_NAME, Manifest, file_digest
 from shared.schema import MOVIE_FIELDS, Field, field_names
-from shared.transform import DEFAULT_YEAR_HORIZON
+from shared.transform import DEFAULT_MIN_VOTES, DEFAULT_YEAR_HORIZON
 
 logger = logging.getLogger(__name__)
 
@@ -219,7 +219,7 @@ class DuckDBRunner(StagedRunner):
             expected_rows=job.extracted,
             output=output,
             extracted_at=job.extracted_at,
-            year_horizon=self.settings.transform_year_horizon,
+            **self.settings.rule_options(),
         )
 
 
@@ -284,7 +284,7 @@ class LocalSparkRunner(StagedRunner):
                 expected_rows=job.extracted,
                 output=output.as_uri(),
                 extracted_at=job.extracted_at,
-                year_horizon=self.settings.transform_year_horizon,
+                **self.settings.rule_options(),
             )
         except (PySparkException, Py4JError) as exc:
             raise SparkJobFailed(f"Spark job for extract {job.extract_id} failed: {exc}") from exc
@@ -347,7 +347,12 @@ RECENT_RUNS = 200
 _BAD_INPUT_CODE = re.compile(r"\b(" + "|".join(BAD_INPUT_ERRORS) + r"): (.*)", re.DOTALL)
 
 
-def glue_arguments(job: TransformJob, year_horizon: int = DEFAULT_YEAR_HORIZON) -> dict[str, str]:
+def glue_arguments(
+    job: TransformJob,
+    year_horizon: int = DEFAULT_YEAR_HORIZON,
+    min_votes: int = DEFAULT_MIN_VOTES,
+    mean_rating: float | None = None,
+) -> dict[str, str]:
     """The job run's arguments, as ``glue_job.parse_args`` reads them."""
     return {
         "--input_path": job.input_uri,
@@ -358,6 +363,8 @@ def glue_arguments(job: TransformJob, year_horizon: int = DEFAULT_YEAR_HORIZON) 
         "--expected_rows": str(job.extracted),
         "--extract_kind": job.extract_kind,
         "--year_horizon": str(year_horizon),
+        "--min_votes": str(min_votes),
+        "--mean_rating": "batch" if mean_rating is None else repr(float(mean_rating)),
     }
 
 
@@ -464,7 +471,7 @@ class GlueRunner:
         return None
 
     def _start(self, glue: Any, job: TransformJob, assets: GlueAssets) -> str:
-        arguments = {**assets.run_arguments(), **glue_arguments(job, self.settings.transform_year_horizon)}
+        arguments = {**assets.run_arguments(), **glue_arguments(job, **self.settings.rule_options())}
         run_id = glue.start_job_run(JobName=self.settings.glue_job, Arguments=arguments)["JobRunId"]
         log_event(
             logger,

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
+
+from pydantic import Field
 
 from shared.settings import Settings
-from shared.transform import DEFAULT_YEAR_HORIZON
+from shared.transform import DEFAULT_MIN_VOTES, DEFAULT_YEAR_HORIZON
 
 
 class TransformerSettings(Settings):
@@ -20,6 +22,10 @@ class TransformerSettings(Settings):
     """Where ``auto`` runs Spark for a large batch: the warm local session, or AWS Glue (in AWS)."""
     transform_year_horizon: int = DEFAULT_YEAR_HORIZON
     """Years after the extract's own year that a release year may lie before it is ``OUT_OF_RANGE``."""
+    transform_min_votes: int = Field(DEFAULT_MIN_VOTES, ge=0)
+    """``m`` of the weighted rating: votes a movie needs before its own rating outweighs the mean."""
+    transform_mean_rating: float | None = Field(None, ge=1, le=10)
+    """``C`` of the weighted rating: a global mean rating; unset, each batch's own mean is used."""
 
     glue_job_name: str | None = None
     """The Glue job that runs ``services/transformer/glue_job.py``; default ``{prefix}-transform``."""
@@ -41,6 +47,14 @@ class TransformerSettings(Settings):
 
     spark_master: str = "local[2]"
     spark_shuffle_partitions: int = 2
+
+    def rule_options(self) -> dict[str, Any]:
+        """The transform's rule settings, as both engines' ``transform`` take them."""
+        return {
+            "year_horizon": self.transform_year_horizon,
+            "min_votes": self.transform_min_votes,
+            "mean_rating": self.transform_mean_rating,
+        }
 
     @property
     def glue_job(self) -> str:

@@ -77,6 +77,40 @@ def test_extract_is_loaded_and_reconciles_against_the_source(stack_settings, loa
     assert loaded > 58_000
 
 
+def test_the_loaded_rows_carry_the_transforms_enrichment(stack_settings, loaded_extract):
+    # GIVEN the IMDb extract, loaded
+    extract_id, _ = loaded_extract
+    # WHEN Titanic's row is read from RAW
+    _, rows = query(
+        stack_settings,
+        "SELECT GENRES, PRIMARY_GENRE, DECADE, RUNTIME_BAND, BUDGET_BAND, WEIGHTED_RATING, RATING, VOTES "
+        f"FROM MOVIES.RAW.MOVIES WHERE EXTRACT_ID = '{extract_id}' AND TITLE = 'Titanic' AND YEAR = 1997",
+    )
+    # THEN it is enriched, its weighted rating pulled toward the batch's mean by m = 1,000 votes
+    ((genres, primary, decade, runtime, budget, weighted, rating, votes),) = rows
+    assert (genres, primary, decade, runtime, budget) == (
+        "drama|romance",
+        "romance",
+        1990,
+        "over 150 min",
+        "$100M or more",
+    )
+    mean = scalar(
+        stack_settings,
+        f"SELECT AVG(RATING) FROM MOVIES.RAW.MOVIES WHERE EXTRACT_ID = '{extract_id}' AND VOTES IS NOT NULL",
+    )
+    assert weighted == pytest.approx((votes * rating + 1000 * mean) / (votes + 1000), abs=0.0006)
+    # AND every loaded row has a decade and a weighted rating (the IMDb sample rates every movie)
+    assert (
+        scalar(
+            stack_settings,
+            f"SELECT COUNT(*) FROM MOVIES.RAW.MOVIES WHERE EXTRACT_ID = '{extract_id}' "
+            "AND (DECADE IS NULL OR WEIGHTED_RATING IS NULL)",
+        )
+        == 0
+    )
+
+
 def test_the_extract_is_merged_into_the_star_schema_the_views_read(stack_settings, loaded_extract):
     # GIVEN the IMDb extract, loaded through the running stack
     extract_id, _ = loaded_extract

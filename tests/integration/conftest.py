@@ -142,13 +142,18 @@ def run_engine(
     extract_id: str = "e-test",
     extracted_at: str = "2026-06-01T00:00:00+00:00",
     year_horizon: int = 3,
+    **rule_options,
 ) -> TransformOutput:
-    """Transform ``movies`` with one engine into ``output`` (``movies/``, ``rejects/``) and read it back."""
+    """Transform ``movies`` with one engine into ``output`` (``movies/``, ``rejects/``) and read it back.
+
+    ``rule_options``: the engines' other rule settings (``min_votes``, ``mean_rating``).
+    """
     common = {
         "extract_id": extract_id,
         "expected_rows": expected_rows,
         "extracted_at": extracted_at,
         "year_horizon": year_horizon,
+        **rule_options,
     }
     if engine == "spark":
         from services.transformer.glue_job import transform

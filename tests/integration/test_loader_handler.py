@@ -27,7 +27,7 @@ from shared.keys import movie_key
 from shared.manifest import MANIFEST_NAME, describe_file, new_manifest
 from shared.progress import ExtractProgress
 from shared.quarantine import REASON_KEYS
-from shared.schema import CLEAN_MOVIE_FIELDS, REJECT_FIELDS, arrow_schema
+from shared.schema import CLEAN_MOVIE_FIELDS, ENRICHED_FIELDS, REJECT_FIELDS, arrow_schema
 from shared.settings import Settings
 from shared.warehouse import connect, connection_parameters, query
 from tests.conftest import free_port
@@ -74,6 +74,11 @@ def movie_rows(extract_id: str, n: int, start: int = 0) -> list[dict[str, Any]]:
                 "documentary": False,
                 "romance": False,
                 "short": i % 7 == 0,
+                "genres": "action|comedy" if i % 2 == 0 else "comedy",
+                "primary_genre": "action" if i % 2 == 0 else "comedy",
+                "decade": 1990 + i % 30 // 10 * 10,
+                "runtime_band": "91-120 min" if 90 + i % 60 > 90 else "41-90 min",
+                "weighted_rating": 5.5,
                 "extract_id": extract_id,
             }
         )
@@ -113,6 +118,7 @@ def archive_bundle(warehouse_settings: Settings, tmp_path: Path) -> Callable[...
         tamper: Callable[[dict[str, Any]], None] | None = None,
         movie_parts: int = 1,
         bad_year: str | None = None,
+        movie_fields: tuple = CLEAN_MOVIE_FIELDS,
     ) -> Bundle:
         extract_id = f"20261126T041700Z-{uuid.uuid4().hex[:8]}"
         folder = tmp_path / extract_id
@@ -121,11 +127,11 @@ def archive_bundle(warehouse_settings: Settings, tmp_path: Path) -> Callable[...
         for part in range(movie_parts):
             rows = movie_rows(extract_id, min(per_part, movies - part * per_part), start=part * per_part)
             path = folder / "movies" / f"part-{part:05d}.csv"
-            write_csv(path, rows, CLEAN_MOVIE_FIELDS)
+            write_csv(path, rows, movie_fields)
             if bad_year and part == 0:
                 # A value the transformer should never let through, in a file the manifest vouches for.
                 path.write_text(path.read_text().replace(",1990,", f",{bad_year},", 1))
-            resources.append((path, f"movies-{part}", len(rows), CLEAN_MOVIE_FIELDS, "movies"))
+            resources.append((path, f"movies-{part}", len(rows), movie_fields, "movies"))
         path = folder / "rejects" / "part-00000.csv"
         write_csv(path, reject_rows(extract_id, rejects), REJECT_FIELDS)
         resources.append((path, "rejects-0", rejects, REJECT_FIELDS, "rejects"))
@@ -285,6 +291,73 @@ def test_a_bundle_loads_into_raw_and_audit_and_reconciles(warehouse_settings, ar
         "changed_in_place": 0,
         "movies_closed": 0,
     }
+
+
+def test_the_enrichment_is_carried_to_raw_and_an_archive_from_before_it_loads_with_nulls(
+    warehouse_settings, archive_bundle
+):
+    # GIVEN an archive with the enriched columns, and one written before they existed
+    settings = warehouse_settings
+    enriched = archive_bundle(movies=3, rejects=0, duplicates=0)
+    older = archive_bundle(
+        movies=3,
+        rejects=0,
+        duplicates=0,
+        movie_fields=tuple(f for f in CLEAN_MOVIE_FIELDS if f not in ENRICHED_FIELDS),
+    )
+    handler = make_handler(settings)
+
+    # WHEN both load
+    result = handler(sqs_event(settings, enriched.manifest_key, older.manifest_key), None)
+
+    # THEN both reconcile; RAW has the enrichment of the first, nulls for the second
+    assert result == {"batchItemFailures": []}
+    db = settings.warehouse_database
+    _, rows = query(
+        settings,
+        "SELECT EXTRACT_ID, TITLE, GENRES, PRIMARY_GENRE, DECADE, RUNTIME_BAND, BUDGET_BAND, "
+        f"WEIGHTED_RATING FROM {db}.RAW.MOVIES WHERE EXTRACT_ID IN (%(a)s, %(b)s) ORDER BY EXTRACT_ID, VOTES",
+        {"a": enriched.extract_id, "b": older.extract_id},
+    )
+    by_extract: dict[str, list[tuple]] = {}
+    for row in rows:
+        by_extract.setdefault(row[0], []).append(row[1:])
+    assert by_extract[enriched.extract_id] == [
+        ('Movie 0, "the sequel"', "action|comedy", "action", 1990, "41-90 min", None, 5.5),
+        ("Movie 1", "comedy", "comedy", 1990, "91-120 min", None, 5.5),
+        ("Movie 2", "action|comedy", "action", 1990, "91-120 min", None, 5.5),
+    ]
+    assert [row[0] for row in by_extract[older.extract_id]] == ['Movie 0, "the sequel"', "Movie 1", "Movie 2"]
+    assert all(row[1:] == (None,) * 6 for row in by_extract[older.extract_id])
+    for bundle in (enriched, older):
+        (row,) = reconciliation(settings, bundle.extract_id)
+        assert row["STATUS"] == "RECONCILED" and row["ROWS_LOADED"] == 3
+
+
+def test_an_archive_naming_a_column_the_warehouse_does_not_have_is_quarantined(
+    warehouse_settings, archive_bundle
+):
+    # GIVEN an archive whose manifest lists a column RAW.MOVIES does not have
+    settings = warehouse_settings
+
+    def rename(document: dict[str, Any]) -> None:
+        document["resources"][0]["schema"]["fields"][1]["name"] = "tagline"
+
+    bundle = archive_bundle(movies=2, rejects=0, duplicates=0, tamper=rename)
+    # WHEN it arrives
+    result = make_handler(settings)(sqs_event(settings, bundle.manifest_key), None)
+    # THEN it is quarantined with the column named, and nothing loads
+    assert result == {"batchItemFailures": []}
+    key = f"load/{SOURCE}/{bundle.extract_id}/reason.json"
+    reason = json.loads(
+        client("s3", settings).get_object(Bucket=settings.bucket("quarantine"), Key=key)["Body"].read()
+    )
+    assert reason["reason"] == "UNREADABLE_MANIFEST"
+    assert "'TAGLINE'" in reason["message"] and "RAW.MOVIES" in reason["message"]
+    assert count(settings, "RAW.MOVIES", bundle.extract_id) == 0
+    assert reconciliation(settings, bundle.extract_id) == []
+    raised = [a for a in alerts(settings) if a["extract_id"] == bundle.extract_id]
+    assert [(a["stage"], a["event"]) for a in raised] == [("loader", "quarantined")]
 
 
 def test_a_replayed_or_duplicated_event_loads_nothing_twice(warehouse_settings, archive_bundle):

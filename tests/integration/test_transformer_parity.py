@@ -14,7 +14,7 @@ import pytest
 from services.transformer.archive import collect_parts, null_counts
 from shared.keys import movie_key
 from shared.rejects import Reason
-from shared.schema import GENRES, MOVIE_FIELDS, field_names
+from shared.schema import ENRICHED_FIELDS, GENRES, MOVIE_FIELDS, field_names
 from tests.integration.conftest import run_engine
 from tests.integration.movies_rows import GOOD, movie, write_csv
 
@@ -171,6 +171,33 @@ def test_the_imdb_sample_is_conserved_and_known_titles_come_out_cleaned(imdb_mov
     assert (star_wars["mpaa"], star_wars["action"], star_wars["votes"]) == ("PG", "true", "134640")
     # AND the clean rows' nulls are counted per column: most IMDb movies have no budget or MPAA rating
     nulls = null_counts(collect_parts(output.directory))
-    assert set(nulls) == {"movie_key", *(f.name for f in MOVIE_FIELDS), "mpaa_original", "extract_id"}
+    enriched = {f.name for f in ENRICHED_FIELDS}
+    assert set(nulls) == {
+        "movie_key",
+        *(f.name for f in MOVIE_FIELDS),
+        "mpaa_original",
+        *enriched,
+        "extract_id",
+    }
     assert nulls["budget"] == 53_570 and nulls["mpaa"] == nulls["mpaa_original"] == 53_861
     assert all(nulls[name] == 0 for name in ("title", "year", "rating", "votes", *GENRES))
+    assert nulls["budget_band"] == nulls["budget"] and nulls["runtime_band"] == nulls["length"] == 0
+    assert nulls["decade"] == nulls["weighted_rating"] == 0
+    assert (
+        nulls["genres"]
+        == nulls["primary_genre"]
+        == sum(1 for row in output.clean if not any(row[genre] == "true" for genre in GENRES))
+    )
+    # AND known movies are enriched: genres, decade, bands, and the weighted rating computed here
+    # independently, m = 1,000 votes and C the mean rating of the kept movies
+    mean = sum(float(row["rating"]) for row in output.clean) / len(output.clean)
+    for movie_row, expected in (
+        (titanic, ("drama|romance", "romance", "1990", "over 150 min", "$100M or more")),
+        (casablanca, ("drama|romance", "romance", "1940", "91-120 min", "under $1M")),
+        (star_wars, ("action", "action", "1970", "121-150 min", "$10M-$50M")),
+    ):
+        enrichment = ("genres", "primary_genre", "decade", "runtime_band", "budget_band")
+        assert tuple(movie_row[name] for name in enrichment) == expected
+        votes, rating = int(movie_row["votes"]), float(movie_row["rating"])
+        weighted = (votes * rating + 1000 * mean) / (votes + 1000)
+        assert abs(float(movie_row["weighted_rating"]) - weighted) <= 0.0005 + 1e-9

@@ -235,7 +235,9 @@ def test_the_clean_rows_are_the_csv_the_loader_expects(engine):
     lines = output.movies_bytes.decode().splitlines()
     assert lines[0] == ",".join(field_names(CLEAN_MOVIE_FIELDS))
     assert ',"Foo, ""The""",1999,100,,7.5,1000,' in lines[1]
-    assert lines[1].endswith(",PG-13,true,false,false,false,false,false,false,PG13,e-test")
+    assert lines[1].endswith(
+        ",PG-13,true,false,false,false,false,false,false,PG13,action,action,1990,91-120 min,,7.500,e-test"
+    )
     assert ",Pilot #5,1999," in lines[2]
     assert output.rejects_bytes.decode().splitlines() == [",".join(field_names(REJECT_FIELDS))]
 
@@ -243,3 +245,50 @@ def test_the_clean_rows_are_the_csv_the_loader_expects(engine):
 def test_a_row_count_other_than_the_manifests_is_refused(engine):
     with pytest.raises(RowCountMismatch, match="2 rows"):
         engine([movie(title="A"), movie(title="B")], expected_rows=3)
+
+
+def test_clean_rows_are_enriched_with_genres_decade_bands_and_the_weighted_rating(engine):
+    # GIVEN movies across every genre combination, band edge and rating case
+    rows = [
+        movie(title="Romcom", year="1999", length="40", budget="999999", comedy="1", romance="yes"),
+        movie(title="Cartoon Short", year="2000", length="41", budget="1,000,000", animation="1", short="1"),
+        movie(title="Epic", year="1909", length="151", budget="100000000", drama="true", action="true"),
+        movie(title="Long Feature", year="2005", length="150", budget="99999999", documentary="1"),
+        movie(title="No Genre", length="NA", budget="50000000", rating="5.5", votes="3000"),
+        movie(title="Unrated", rating="NA", votes="12"),
+        movie(title="Unvoted", votes="NA", rating="9.1"),
+    ]
+    # WHEN
+    output = engine(rows)
+    # THEN each clean row carries its enrichment
+    by_title = {row["title"]: row for row in output.clean}
+    enrichment = ("genres", "primary_genre", "decade", "runtime_band", "budget_band")
+    assert {title: tuple(row[name] for name in enrichment) for title, row in by_title.items()} == {
+        "Romcom": ("comedy|romance", "romance", "1990", "40 min or less", "under $1M"),
+        "Cartoon Short": ("animation|short", "animation", "2000", "41-90 min", "$1M-$10M"),
+        "Epic": ("action|drama", "action", "1900", "over 150 min", "$100M or more"),
+        "Long Feature": ("documentary", "documentary", "2000", "121-150 min", "$50M-$100M"),
+        "No Genre": ("", "", "1990", "", "$50M-$100M"),
+        "Unrated": ("", "", "1990", "91-120 min", ""),
+        "Unvoted": ("", "", "1990", "91-120 min", ""),
+    }
+    # AND the weighted rating is (v·R + m·C) / (v + m), C the mean of the batch's rated movies, m 1,000
+    rated = [(7.5, 1000)] * 4 + [(5.5, 3000)]
+    mean = sum(rating for rating, _ in rated) / len(rated)
+    assert mean == 7.1
+    assert by_title["Romcom"]["weighted_rating"] == f"{(1000 * 7.5 + 1000 * mean) / 2000:.3f}" == "7.300"
+    assert by_title["No Genre"]["weighted_rating"] == f"{(3000 * 5.5 + 1000 * mean) / 4000:.3f}" == "5.900"
+    assert by_title["Unrated"]["weighted_rating"] == by_title["Unvoted"]["weighted_rating"] == ""
+
+
+def test_the_weighted_ratings_mean_and_minimum_votes_follow_the_settings(engine):
+    # GIVEN a movie with few votes and one with many
+    rows = [movie(title="Few", rating="9.0", votes="10"), movie(title="Many", rating="6.0", votes="90000")]
+    # WHEN the mean is configured (not the batch's) and m is 90
+    output = engine(rows, mean_rating=5.0, min_votes=90)
+    # THEN each is pulled toward 5.0 by m = 90 votes
+    by_title = {row["title"]: row["weighted_rating"] for row in output.clean}
+    assert by_title == {"Few": "5.400", "Many": "5.999"}
+    # AND with m = 0 a movie's weighted rating is its own rating
+    output = engine(rows, min_votes=0)
+    assert {row["title"]: row["weighted_rating"] for row in output.clean} == {"Few": "9.000", "Many": "6.000"}

@@ -27,7 +27,8 @@ def test_snowflake_columns_are_derived_upper_case():
     assert "SHORT BOOLEAN" in columns
     assert columns[-1] == "EXTRACT_ID VARCHAR"
     assert "MPAA_ORIGINAL VARCHAR" in columns
-    assert len(columns) == len(schema.MOVIE_FIELDS) + 3
+    assert len(columns) == len(schema.MOVIE_FIELDS) + len(schema.ENRICHED_FIELDS) + 3
+    assert "WEIGHTED_RATING FLOAT" in columns and "GENRES VARCHAR" in columns
 
 
 def test_table_schema_carries_constraints():

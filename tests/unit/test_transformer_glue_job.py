@@ -76,6 +76,17 @@ def test_the_extract_kind_is_passed_on_and_defaults_to_full():
     assert (incremental.extract_kind, older.extract_kind) == ("incremental", "full")
 
 
+def test_the_weighted_ratings_settings_are_passed_on_and_default_to_the_batch_mean():
+    # GIVEN a run submitted with the weighted rating's settings, one asking for the batch mean, one older
+    configured = parse_args([*ARGV, "--min_votes", "250", "--mean_rating", "6.5"])
+    batch = parse_args([*ARGV, "--min_votes", "250", "--mean_rating", "batch"])
+    older = parse_args(ARGV)
+    # THEN
+    assert (configured.min_votes, configured.mean_rating) == (250, 6.5)
+    assert (batch.min_votes, batch.mean_rating) == (250, None)
+    assert (older.min_votes, older.mean_rating) == (1000, None)
+
+
 def test_header_columns_follow_the_file_and_ignore_case_spaces_and_bom():
     # GIVEN R's export: an unnamed index column, capitalised genres, a byte-order mark
     line = '\ufeff"",' + ",".join(name.capitalize() for name in field_names()) + " "

@@ -45,8 +45,12 @@ def test_glue_gets_the_job_scripts_arguments():
         "--expected_rows": "58788",
         "--extract_kind": "full",
         "--year_horizon": "3",
+        "--min_votes": "1000",
+        "--mean_rating": "batch",
     }
     assert glue_arguments(JOB, year_horizon=5)["--year_horizon"] == "5"
+    configured = glue_arguments(JOB, min_votes=25, mean_rating=6.9)
+    assert (configured["--min_votes"], configured["--mean_rating"]) == ("25", "6.9")
 
 
 def test_a_failed_run_that_reported_bad_input_becomes_that_error_again():
