@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+import pyarrow as pa
+import pyarrow.csv as pa_csv
 from boto3.exceptions import Boto3Error
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -231,18 +233,30 @@ def delete_prefix(s3: Any, bucket: str, prefix: str) -> None:
 
 
 def _csv_rows(path: Path) -> tuple[int, dict[str, int]]:
-    """Rows of a part (header aside) and, per column, how many are empty: null, as the loader reads it."""
-    with path.open(newline="", encoding="utf-8") as handle:
-        reader = csv.reader(handle)
-        header = next(reader, [])
-        nulls = [0] * len(header)
-        rows = 0
-        for row in reader:
-            rows += 1
-            for position, value in zip(range(len(nulls)), row, strict=False):
-                if not value:
-                    nulls[position] += 1
-    return rows, dict(zip(header, nulls, strict=True))
+    """Rows of a part (header aside) and, per column, how many are empty: null, as the loader reads it.
+
+    Read by Arrow as text, an empty field (quoted or not) counting as a null, as the local warehouse
+    loads it; a value may span lines. A part whose rows do not all have the header's columns is not
+    one the transform wrote: ``ArchiveIncomplete``.
+    """
+    with path.open("rb") as handle:
+        first = handle.readline()
+    if not first.strip():
+        return 0, {}
+    try:
+        table = pa_csv.read_csv(
+            path,
+            parse_options=pa_csv.ParseOptions(newlines_in_values=True),
+            convert_options=pa_csv.ConvertOptions(
+                column_types={name: pa.string() for name in next(csv.reader([first.decode("utf-8")]))},
+                null_values=[""],
+                strings_can_be_null=True,
+                quoted_strings_can_be_null=True,
+            ),
+        )
+    except pa.ArrowInvalid as exc:
+        raise ArchiveIncomplete(f"{path.name} is not a whole CSV part: {exc}") from exc
+    return table.num_rows, {name: table.column(name).null_count for name in table.column_names}
 
 
 def null_counts(parts: list[ArchivePart], role: str = "movies") -> dict[str, int]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from pathlib import Path
 
@@ -23,6 +25,19 @@ REJECTS_HEADER = ",".join(field_names(REJECT_FIELDS))
 IDENTITY = {"extract_id": "e1", "source": "imdb", "extracted_at": "2026-01-01T00:00:00+00:00"}
 
 
+def padded(header: str):
+    """A line given in its first columns, filled out with empty fields to the header's width."""
+    width = len(header.split(","))
+
+    def pad(line: str) -> str:
+        (values,) = csv.reader(io.StringIO(line, newline=""))
+        buffer = io.StringIO()
+        csv.writer(buffer, lineterminator="\n").writerow(values + [""] * (width - len(values)))
+        return buffer.getvalue().removesuffix("\n")
+
+    return pad
+
+
 def spark_output(directory: Path, movies: list[list[str]], rejects: list[str]) -> Path:
     """What Spark leaves: part files with generated names, plus its marker files."""
     for role, header, parts in (("movies", MOVIES_HEADER, movies), ("rejects", REJECTS_HEADER, [rejects])):
@@ -30,7 +45,7 @@ def spark_output(directory: Path, movies: list[list[str]], rejects: list[str]) -
         (directory / role / "_SUCCESS").write_text("")
         for number, lines in enumerate(parts):
             part = directory / role / f"part-{number:05d}-3f2a-c000.csv"
-            part.write_text("\n".join([header, *lines]) + "\n", encoding="utf-8")
+            part.write_text("\n".join([header, *map(padded(header), lines)]) + "\n", encoding="utf-8")
     return directory
 
 
