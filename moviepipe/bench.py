@@ -23,7 +23,8 @@ from moviepipe import stack
 from moviepipe.client import ApiError, ExtractorClient
 from shared.settings import STAGES, Settings
 
-TARGET_SECONDS = 20.0
+TARGET_SECONDS = 2.5
+"""POST /extracts → reconciled for the IMDb sample, warm (issue 8; it was 20 s before the star schema)."""
 
 
 def _seconds(start: str, end: str) -> float:
@@ -209,7 +210,7 @@ def end_to_end(settings: Settings, console: Console, *, runs: int, step) -> dict
         "warm_up_total_seconds": round(warm_up["total"], 3),
         "rows": counts,
         "target_seconds": TARGET_SECONDS,
-        "met": medians["total"] < TARGET_SECONDS,
+        "met": medians["total"] <= TARGET_SECONDS,
     }
 
 
@@ -248,7 +249,7 @@ def render(report: dict[str, Any]) -> str:
             "## POST /extracts → reconciled rows, IMDb movies, warm local stack",
             "",
             f"Measured {e2e['measured_at']}, {len(e2e['runs'])} runs after one warm-up extract. "
-            f"Target: under {e2e['target_seconds']:.0f} s; median total {medians['total']:.2f} s "
+            f"Target: at most {e2e['target_seconds']:g} s; median total {medians['total']:.2f} s "
             f"({'met' if e2e['met'] else 'NOT met'}).",
             "",
             "Rows per extract: " + ", ".join(f"{k} {v:,}" for k, v in _in_pipeline_order(e2e["rows"])),

@@ -87,6 +87,15 @@ SPARK_CONF = {
 }
 """Session settings the job's semantics depend on (ANSI mode is off in Spark 3.5 but on in 4.x)."""
 
+JVM_OPTIONS = "-XX:-DontCompileHugeMethods"
+"""The transform's generated code has methods over HotSpot's 8,000-byte limit for compiling them, so
+by default they stay interpreted; compiling them halves the job's time (1,000,000 rows, warm: 46 s → 23 s
+on the 2-core bench machine). Set where this process starts the JVM; a Glue job takes it as ``--conf``."""
+LAUNCH_CONF = {"spark.driver.extraJavaOptions": JVM_OPTIONS, "spark.executor.extraJavaOptions": JVM_OPTIONS}
+"""Settings that only take effect when the JVM starts."""
+GLUE_CONF_ARGUMENT = " --conf ".join(f"{key}={value}" for key, value in LAUNCH_CONF.items())
+"""``LAUNCH_CONF`` as a Glue job's ``--conf`` argument (Glue reads further pairs joined by ``--conf``)."""
+
 CSV_READ_OPTIONS = {"header": "true", "quote": '"', "escape": '"', "encoding": "UTF-8", "multiLine": "false"}
 CSV_WRITE_OPTIONS = {
     "header": "true",
@@ -166,7 +175,10 @@ def job_session() -> tuple[SparkSession, bool]:
 
         spark, in_glue = GlueContext(SparkContext.getOrCreate()).spark_session, True
     except Exception:  # awsglue missing, or its Python side without Glue's jars
-        spark, in_glue = SparkSession.builder.appName("moviepipe-transform").getOrCreate(), False
+        builder = SparkSession.builder.appName("moviepipe-transform")
+        for key, value in LAUNCH_CONF.items():
+            builder = builder.config(key, value)
+        spark, in_glue = builder.getOrCreate(), False
     for key, value in SPARK_CONF.items():
         spark.conf.set(key, value)
     return spark, in_glue

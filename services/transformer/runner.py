@@ -36,7 +36,7 @@ from services.transformer.exceptions import (
     StorageUnavailable,
 )
 from services.transformer.glue_assets import GLUE_VERSION, AssetUploader, GlueAssets
-from services.transformer.glue_job import SPARK_CONF, transform
+from services.transformer.glue_job import GLUE_CONF_ARGUMENT, LAUNCH_CONF, SPARK_CONF, transform
 from services.transformer.settings import TransformerSettings
 from shared.aws import client
 from shared.logs import log_event
@@ -122,7 +122,7 @@ def local_spark_session(master: str = "local[2]", shuffle_partitions: int = 2) -
         .config("spark.ui.enabled", "false")
         .config("spark.ui.showConsoleProgress", "false")
     )
-    for key, value in SPARK_CONF.items():
+    for key, value in {**SPARK_CONF, **LAUNCH_CONF}.items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("WARN")
@@ -437,7 +437,7 @@ class GlueRunner:
                 GlueVersion=GLUE_VERSION,
                 WorkerType=self.settings.glue_worker_type,
                 NumberOfWorkers=self.settings.glue_workers,
-                DefaultArguments={"--job-language": "python"},
+                DefaultArguments={"--job-language": "python", "--conf": GLUE_CONF_ARGUMENT},
             )
             log_event(logger, "glue_job_created", job_name=name, script=assets.script_location)
             return

@@ -109,6 +109,11 @@ def test_the_runner_uploads_the_code_once_creates_the_job_and_passes_it_to_each_
     bucket = own.bucket("processed")
     assert job["Command"]["ScriptLocation"] == f"s3://{bucket}/_glue/glue_entry.py"
     assert job["Role"] == ROLE and job["GlueVersion"] == "5.0"
+    # AND its JVMs compile the transform's large generated methods (Spark's speed depends on it)
+    assert job["DefaultArguments"]["--conf"] == (
+        "spark.driver.extraJavaOptions=-XX:-DontCompileHugeMethods"
+        " --conf spark.executor.extraJavaOptions=-XX:-DontCompileHugeMethods"
+    )
     runs = job_runs(own)
     assert sorted(run["Arguments"]["--extract_id"] for run in runs) == sorted(
         [first.extract_id, second.extract_id]

@@ -10,7 +10,7 @@ import pytest
 
 from services.transformer.counts import TransformCounts
 from services.transformer.exceptions import InvalidHeader
-from services.transformer.glue_job import clean_movies, main, read_movies
+from services.transformer.glue_job import JVM_OPTIONS, clean_movies, main, read_movies
 from shared.keys import movie_key, movie_key_sql
 from shared.manifest import Manifest, file_digest
 from shared.schema import field_names
@@ -28,6 +28,13 @@ def test_the_counts_of_a_pass_of_their_own_equal_those_observed_while_writing(sp
     written = cleaned.write((tmp_path / "out").as_uri())
     # THEN
     assert cleaned.counts() == written == TransformCounts(extracted=4, clean=2, rejected=1, duplicates=1)
+
+
+def test_the_local_sessions_jvm_compiles_the_transforms_large_generated_methods(spark):
+    # GIVEN the warm local session (local_spark_session), WHEN its JVM's own arguments are read
+    arguments = list(spark._jvm.java.lang.management.ManagementFactory.getRuntimeMXBean().getInputArguments())
+    # THEN HotSpot was told to compile methods over 8,000 bytes, which the generated checks are
+    assert JVM_OPTIONS == "-XX:-DontCompileHugeMethods" and JVM_OPTIONS in arguments
 
 
 def test_movie_key_from_spark_and_duckdb_equals_the_python_rule(spark):
