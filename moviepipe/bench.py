@@ -388,8 +388,8 @@ def render(report: dict[str, Any]) -> str:
                 )
         lines.append("")
     lines += ["## Machine", ""]
-    lines += [f"- {name}: {value}" for name, value in report.get("machine", {}).items()]
+    lines += [f"- {name}: {value}" for name, value in sorted(report.get("machine", {}).items())]
     lines += ["", "## Versions", ""]
-    lines += [f"- {name}: {value}" for name, value in report.get("versions", {}).items()]
+    lines += [f"- {name}: {value}" for name, value in sorted(report.get("versions", {}).items())]
     lines.append("")
     return "\n".join(lines)
