@@ -62,11 +62,13 @@ def transform(
     raw = read_lines(Path(input_path))
     with duckdb.connect(config={"threads": threads}) as connection:
         connection.register("raw_rows", raw)
-        connection.execute(f"CREATE TEMP TABLE checked AS {to_duckdb(checked_query('raw_rows', rules))}")
-        connection.execute(f"CREATE TEMP TABLE ranked AS {to_duckdb(ranked_query('checked'))}")
+        # One table of every row, checked and ranked (a reject has no rank): clean rows, rejects and
+        # counts are read from it, and the checks run once.
+        checked = f"({checked_query('raw_rows', rules)}) checked"
+        connection.execute(f"CREATE TEMP TABLE ranked AS {to_duckdb(ranked_query(checked))}")
         totals = connection.execute(to_duckdb(f"SELECT {_aggregates(COUNTS)} FROM ranked")).fetchone()
         clean = clean_query("ranked", rules)
-        for role, query in (("movies", clean), ("rejects", rejects_query("checked", extract_id))):
+        for role, query in (("movies", clean), ("rejects", rejects_query("ranked", extract_id))):
             folder = Path(output) / role
             folder.mkdir(parents=True, exist_ok=True)
             ordered = f"SELECT * EXCLUDE ({ROW}) FROM ({to_duckdb(query)}) ORDER BY {ROW}"
