@@ -29,7 +29,7 @@ from services.extractor.sources import Source
 from services.extractor.sources.config import BaseSource
 from services.extractor.state import SourceState
 from shared.alerts import Alert, raise_alert
-from shared.aws import client
+from shared.aws import UPLOADS, client
 from shared.logs import log_event
 from shared.progress import FAILED, RUNNING, SUCCEEDED, ExtractProgress
 
@@ -138,6 +138,7 @@ def run_extract(
                 bucket,
                 key,
                 ExtraArgs={"ContentType": "application/zip", "Metadata": metadata},
+                Config=UPLOADS,
             )
     seconds = time.perf_counter() - started
     if mark is not None:

@@ -25,6 +25,7 @@ from boto3.exceptions import Boto3Error
 from botocore.exceptions import BotoCoreError, ClientError
 
 from services.transformer.exceptions import ArchiveIncomplete, StorageUnavailable
+from shared.aws import UPLOADS
 from shared.logs import log_event
 from shared.manifest import MANIFEST_NAME, Manifest, Resource, describe_file, new_manifest
 from shared.schema import CLEAN_MOVIE_FIELDS, REJECT_FIELDS, field_names
@@ -133,7 +134,9 @@ class S3Target:
     def upload(self, path: Path, relative: str) -> None:
         key = f"{self.prefix}/{relative}"
         try:
-            self.s3.upload_file(str(path), self.bucket, key, ExtraArgs={"ContentType": "text/csv"})
+            self.s3.upload_file(
+                str(path), self.bucket, key, ExtraArgs={"ContentType": "text/csv"}, Config=UPLOADS
+            )
         except (ClientError, BotoCoreError, Boto3Error) as exc:
             raise StorageUnavailable(f"could not upload s3://{self.bucket}/{key}: {exc}") from exc
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from services.unzipper.locations import LandedBundle
 from services.unzipper.validate import ValidBundle
-from shared.aws import read_json_object
+from shared.aws import UPLOADS, read_json_object
 from shared.manifest import MANIFEST_NAME, MEDIA_TYPES, Manifest
 from shared.progress import now
 from shared.settings import Settings
@@ -36,7 +36,9 @@ def publish(
     for resource in valid.manifest.resources:
         content_type = MEDIA_TYPES.get(resource.format)
         extra = {"ContentType": content_type} if content_type else {}
-        s3.upload_file(str(valid.files[resource.path]), bucket, prefix + resource.path, ExtraArgs=extra)
+        s3.upload_file(
+            str(valid.files[resource.path]), bucket, prefix + resource.path, ExtraArgs=extra, Config=UPLOADS
+        )
     manifest = valid.manifest.model_copy(
         update={"bundle": bundle.uri, "bundle_hash": bundle_hash, "unzipped_at": now()}
     )

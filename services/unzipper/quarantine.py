@@ -16,6 +16,7 @@ from services.unzipper import STAGE
 from services.unzipper.exceptions import BadBundle
 from services.unzipper.locations import LandedBundle
 from shared import quarantine as shared_quarantine
+from shared.aws import UPLOADS
 from shared.logs import log_event
 from shared.progress import ExtractProgress
 from shared.quarantine import Refusal
@@ -62,7 +63,11 @@ def quarantine(
     def keep(bucket: str, folder: str) -> list[str]:
         # The bytes that were hashed, not a copy of the landing key, which may have been replaced since.
         s3.upload_file(
-            str(zip_path), bucket, folder + bundle.file_name, ExtraArgs={"ContentType": "application/zip"}
+            str(zip_path),
+            bucket,
+            folder + bundle.file_name,
+            ExtraArgs={"ContentType": "application/zip"},
+            Config=UPLOADS,
         )
         return [bundle.file_name]
 
