@@ -53,13 +53,25 @@ def queue_url(settings: Settings, stage: str) -> str:
     return client("sqs", settings).get_queue_url(QueueName=settings.queue(stage))["QueueUrl"]
 
 
+MISSING_CODES = ("404", "NoSuchKey", "NotFound")
+"""What S3 answers for a key that is not there: ``NoSuchKey`` to a GET, a bare 404 or ``NotFound`` to a
+HEAD (which has no body to name the error in)."""
+
+
+def is_missing(exc: Exception) -> bool:
+    """Whether ``exc`` is S3 saying the object is not there (not any other failure)."""
+    response = getattr(exc, "response", None) or {}
+    return response.get("Error", {}).get("Code") in MISSING_CODES
+
+
 def object_exists(settings: Settings, bucket: str, key: str) -> bool:
+    """Whether ``bucket/key`` exists; any failure other than its absence raises."""
     from botocore.exceptions import ClientError
 
     try:
         client("s3", settings).head_object(Bucket=bucket, Key=key)
     except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+        if is_missing(exc):
             return False
         raise
     return True
@@ -75,7 +87,7 @@ def read_json_object(s3: Any, bucket: str, key: str) -> dict[str, Any] | None:
     try:
         body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
     except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+        if is_missing(exc):
             return None
         raise
     try:

@@ -29,7 +29,7 @@ from services.extractor.sources import Source
 from services.extractor.sources.config import BaseSource
 from services.extractor.state import SourceState
 from shared.alerts import Alert, raise_alert
-from shared.aws import UPLOADS, client
+from shared.aws import UPLOADS, client, is_missing
 from shared.logs import log_event
 from shared.progress import FAILED, RUNNING, SUCCEEDED, ExtractProgress
 
@@ -253,7 +253,7 @@ def _landed_bundle(s3: Any, bucket: str, key: str) -> dict[str, Any] | None:
     try:
         return s3.head_object(Bucket=bucket, Key=key)
     except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+        if is_missing(exc):
             return None
         raise
 

@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 from services.loader.exceptions import FileMismatch, MissingFile, UnexpectedKey, UnreadableManifest
 from services.loader.statements import TARGETS
-from shared.aws import client
+from shared.aws import client, is_missing
 from shared.events import ObjectCreated
 from shared.manifest import HASH_ALGORITHM, MANIFEST_NAME, Manifest, Resource
 from shared.settings import Settings
@@ -27,7 +27,6 @@ MANIFEST_STAGE = "transform"
 REQUIRED_COUNTS = ("extracted", "clean", "rejected", "duplicates")
 _CHUNK = 1 << 20
 _SEGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-_MISSING = ("404", "NoSuchKey", "NotFound")
 
 
 @dataclass(frozen=True)
@@ -125,7 +124,7 @@ def read_manifest(settings: Settings, created: ObjectCreated, location: BundleLo
     try:
         body = client("s3", settings).get_object(Bucket=created.bucket, Key=created.key)["Body"].read()
     except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") in _MISSING:
+        if is_missing(exc):
             raise UnreadableManifest("the manifest is not in the archive", where=created.uri) from exc
         raise
     try:
@@ -185,7 +184,7 @@ def verify_file(settings: Settings, file: ArchiveFile) -> None:
     try:
         body = client("s3", settings).get_object(Bucket=file.bucket, Key=file.key)["Body"]
     except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") in _MISSING:
+        if is_missing(exc):
             raise MissingFile("listed in the manifest but not in the archive", where=file.uri) from exc
         raise
     digest = hashlib.sha256()

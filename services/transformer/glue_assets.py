@@ -22,7 +22,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from shared.aws import object_exists
+from shared.aws import is_missing, object_exists
 from shared.logs import log_event
 
 logger = logging.getLogger(__name__)
@@ -135,6 +135,6 @@ class AssetUploader:
         try:
             return s3.get_object(Bucket=bucket, Key=key)["Body"].read() == body
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey"):
+            if is_missing(exc):
                 return False
             raise

@@ -14,10 +14,10 @@ from pydantic import ValidationError
 from services.transformer.exceptions import InputMissing, ManifestUnreadable, StorageUnavailable
 from services.transformer.glue_job import header_columns
 from services.transformer.runner import TransformJob
+from shared.aws import is_missing
 from shared.manifest import MANIFEST_NAME, Manifest, Resource
 
 HEADER_BYTES = 64 * 1024
-_NOT_FOUND = ("404", "NoSuchKey", "NotFound")
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,7 @@ def read_manifest(s3: Any, extract: ProcessedExtract) -> Manifest:
     try:
         body = s3.get_object(Bucket=extract.bucket, Key=extract.manifest_key)["Body"].read()
     except ClientError as exc:
-        if _code(exc) in _NOT_FOUND:
+        if is_missing(exc):
             raise ManifestUnreadable(f"{where} does not exist") from exc
         raise StorageUnavailable(f"could not read {where}: {exc}") from exc
     except BotoCoreError as exc:
@@ -94,7 +94,7 @@ def check_movies_csv(s3: Any, bucket: str, key: str) -> None:
     try:
         head = s3.get_object(Bucket=bucket, Key=key, Range=f"bytes=0-{HEADER_BYTES - 1}")["Body"].read()
     except ClientError as exc:
-        if _code(exc) in _NOT_FOUND:
+        if is_missing(exc):
             raise InputMissing(f"{where} does not exist, though the manifest vouches for it") from exc
         if _code(exc) == "InvalidRange":  # an empty object
             head = b""

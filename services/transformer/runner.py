@@ -38,7 +38,7 @@ from services.transformer.exceptions import (
 from services.transformer.glue_assets import GLUE_VERSION, AssetUploader, GlueAssets
 from services.transformer.glue_job import GLUE_CONF_ARGUMENT, LAUNCH_CONF, SPARK_CONF, transform
 from services.transformer.settings import TransformerSettings
-from shared.aws import client
+from shared.aws import client, is_missing
 from shared.logs import log_event
 from shared.manifest import MANIFEST_NAME, Manifest, file_digest
 from shared.schema import MOVIE_FIELDS, Field, field_names
@@ -325,7 +325,7 @@ def stage_input(s3: Any, job: TransformJob, destination: Path) -> None:
     try:
         s3.download_file(job.input_bucket, job.input_key, str(destination))
     except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+        if is_missing(exc):
             raise InputMissing(f"{job.input_uri} does not exist") from exc
         raise StorageUnavailable(f"could not download {job.input_uri}: {exc}") from exc
     except BotoCoreError as exc:
@@ -521,7 +521,7 @@ class GlueRunner:
         try:
             body = client("s3", self.settings).get_object(Bucket=job.archive_bucket, Key=key)["Body"].read()
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey"):
+            if is_missing(exc):
                 raise ArchiveIncomplete(f"the Glue run succeeded but wrote no {job.manifest_uri}") from exc
             raise StorageUnavailable(f"could not read {job.manifest_uri}: {exc}") from exc
         return Manifest.from_json(body)

@@ -25,7 +25,7 @@ from services.unzipper.processed import already_unzipped, publish
 from services.unzipper.quarantine import already_quarantined, quarantine
 from services.unzipper.settings import unzipper_settings
 from services.unzipper.validate import ValidBundle, validate_bundle
-from shared.aws import client
+from shared.aws import client, is_missing
 from shared.events import ObjectCreated
 from shared.logs import log_event
 from shared.manifest import file_digest
@@ -151,7 +151,7 @@ class Unzipper:
         try:
             body = self.s3.get_object(Bucket=bundle.bucket, Key=bundle.key)["Body"]
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "NoSuchKey":
+            if is_missing(exc):
                 return False
             raise
         with target.open("wb") as out:
