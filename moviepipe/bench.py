@@ -255,7 +255,8 @@ def render(report: dict[str, Any]) -> str:
             "Rows per extract: " + ", ".join(f"{k} {v:,}" for k, v in _in_pipeline_order(e2e["rows"])),
             "",
             f"The warm-up extract took {e2e['warm_up_total_seconds']:.2f} s. It pays for first-use work: the "
-            "source database's seeding on a new home, Spark's first job.",
+            "source database's seeding on a new home, connections opened and statements translated the first "
+            "time.",
             "",
             "Per stage: the stage's own working time, from its progress record (started → finished). "
             "'between stages' is the time spent in S3 event delivery, SQS polling and handing over.",
