@@ -56,6 +56,20 @@ def _changed(table: pa.Table, share: float) -> pa.Table:
     return table.set_column(table.schema.get_field_index("mpaa"), "mpaa", pa.array(mpaa, pa.string()))
 
 
+def _enrichment(table: pa.Table) -> dict[str, pa.Array]:
+    """Values of the enriched columns as wide as the transform's (the loader only copies them)."""
+    rows = table.num_rows
+    year = pc.cast(table["year"], pa.int64())
+    return {
+        "genres": pa.array(["comedy|drama"] * rows, pa.string()),
+        "primary_genre": pa.array(["comedy"] * rows, pa.string()),
+        "decade": pc.subtract(year, pc.remainder(year, 10)),
+        "runtime_band": pa.array(["91-120 min"] * rows, pa.string()),
+        "budget_band": pa.array(["$1M-$10M"] * rows, pa.string()),
+        "weighted_rating": pc.cast(table["rating"], pa.float64()),
+    }
+
+
 def _publish(settings: Settings, table: pa.Table, folder: Path, at: datetime) -> str:
     """Write ``table`` as an archived bundle of source ``bench`` extracted at ``at``; its manifest's key."""
     from shared.aws import client
@@ -68,7 +82,10 @@ def _publish(settings: Settings, table: pa.Table, folder: Path, at: datetime) ->
     movies.parent.mkdir(parents=True)
     rejects.parent.mkdir(parents=True)
     ids = pa.array([extract_id] * table.num_rows, pa.string())
-    clean = table.append_column("mpaa_original", table["mpaa"]).append_column("extract_id", ids)
+    clean = table.append_column("mpaa_original", table["mpaa"])
+    for name, values in _enrichment(table).items():
+        clean = clean.append_column(name, values)
+    clean = clean.append_column("extract_id", ids)
     pacsv.write_csv(clean.cast(arrow_schema(CLEAN_MOVIE_FIELDS)), movies)
     pacsv.write_csv(arrow_schema(REJECT_FIELDS).empty_table(), rejects)
     s3 = client("s3", settings)
