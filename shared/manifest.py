@@ -19,7 +19,7 @@ from shared.schema import Field as SchemaField
 
 MANIFEST_NAME = "manifest.json"
 HASH_ALGORITHM = "sha256"
-_CHUNK = 1 << 20
+CHUNK_BYTES = 1 << 20
 
 MEDIA_TYPES = {"csv": "text/csv", "parquet": "application/vnd.apache.parquet"}
 
@@ -77,15 +77,44 @@ class Manifest(BaseModel):
         return cls.model_validate(json.loads(text))
 
 
+class StreamDigest:
+    """The hash (``sha256:<hex>``, as a manifest records it), size and line count of bytes read in passing.
+
+    Every stage that checks a file against its manifest feeds the chunks it reads through one of these,
+    so no file is read twice to be checked.
+    """
+
+    def __init__(self, *, count_lines: bool = False):
+        self._sha = hashlib.sha256()
+        self._count_lines = count_lines
+        self.bytes = 0
+        self.lines = 0
+        """Newline characters seen (counted only with ``count_lines``)."""
+
+    def update(self, chunk: bytes | memoryview) -> None:
+        self._sha.update(chunk)
+        self.bytes += memoryview(chunk).nbytes
+        if self._count_lines:
+            self.lines += bytes(chunk).count(b"\n")
+
+    @property
+    def hash(self) -> str:
+        return f"{HASH_ALGORITHM}:{self._sha.hexdigest()}"
+
+
+def read_chunks(stream: Any, size: int = CHUNK_BYTES):
+    """The chunks of a binary stream (a file, an S3 body, a zip member) until it ends."""
+    while chunk := stream.read(size):
+        yield chunk
+
+
 def file_digest(path: Path) -> tuple[str, int]:
     """``sha256:<hex>`` and the size in bytes of a file, read in chunks."""
-    digest = hashlib.sha256()
-    size = 0
+    digest = StreamDigest()
     with path.open("rb") as handle:
-        while chunk := handle.read(_CHUNK):
+        for chunk in read_chunks(handle):
             digest.update(chunk)
-            size += len(chunk)
-    return f"{HASH_ALGORITHM}:{digest.hexdigest()}", size
+    return digest.hash, digest.bytes
 
 
 def describe_file(

@@ -6,7 +6,6 @@ large the source; the CSV is deflated into the zip as it is written, never kept 
 
 from __future__ import annotations
 
-import hashlib
 import io
 import queue
 import threading
@@ -22,7 +21,7 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
 from services.extractor.records import MovieBatch, RecordMapper
-from shared.manifest import HASH_ALGORITHM, MANIFEST_NAME, Manifest, describe_file, file_digest, new_manifest
+from shared.manifest import MANIFEST_NAME, Manifest, StreamDigest, describe_file, file_digest, new_manifest
 from shared.schema import MOVIE_FIELDS, arrow_schema
 
 CSV_NAME = "movies.csv"
@@ -59,8 +58,7 @@ class _HashingSink(io.RawIOBase):
 
     def __init__(self, target: IO[bytes]):
         self.target = target
-        self.digest = hashlib.sha256()
-        self.size = 0
+        self.digest = StreamDigest()
 
     def writable(self) -> bool:
         return True
@@ -69,11 +67,10 @@ class _HashingSink(io.RawIOBase):
         view = memoryview(data)
         self.digest.update(view)
         self.target.write(view)
-        self.size += view.nbytes
         return view.nbytes
 
     def result(self) -> tuple[str, int]:
-        return f"{HASH_ALGORITHM}:{self.digest.hexdigest()}", self.size
+        return self.digest.hash, self.digest.bytes
 
 
 _DONE = object()

@@ -7,7 +7,6 @@ sha256 hash of every file), and loads nothing of a bundle that fails the check.
 
 from __future__ import annotations
 
-import hashlib
 import posixpath
 import re
 from dataclasses import dataclass
@@ -20,12 +19,11 @@ from services.loader.exceptions import FileMismatch, MissingFile, UnexpectedKey,
 from services.loader.statements import TARGETS
 from shared.aws import client, is_missing
 from shared.events import ObjectCreated
-from shared.manifest import HASH_ALGORITHM, MANIFEST_NAME, Manifest, Resource
+from shared.manifest import HASH_ALGORITHM, MANIFEST_NAME, Manifest, Resource, StreamDigest, read_chunks
 from shared.settings import Settings
 
 MANIFEST_STAGE = "transform"
 REQUIRED_COUNTS = ("extracted", "clean", "rejected", "duplicates")
-_CHUNK = 1 << 20
 _SEGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
@@ -187,16 +185,12 @@ def verify_file(settings: Settings, file: ArchiveFile) -> None:
         if is_missing(exc):
             raise MissingFile("listed in the manifest but not in the archive", where=file.uri) from exc
         raise
-    digest = hashlib.sha256()
-    size = 0
-    lines = 0
-    while chunk := body.read(_CHUNK):
+    digest = StreamDigest(count_lines=True)
+    for chunk in read_chunks(body):
         digest.update(chunk)
-        size += len(chunk)
-        lines += chunk.count(b"\n")
+    size, lines, found = digest.bytes, digest.lines, digest.hash
     if size != file.bytes:
         raise FileMismatch(f"{size} bytes, the manifest says {file.bytes}", where=file.uri)
-    found = f"{HASH_ALGORITHM}:{digest.hexdigest()}"
     if found != file.hash:
         raise FileMismatch(f"hash {found}, the manifest says {file.hash}", where=file.uri)
     if file.rows == 0 and lines > 1:

@@ -7,7 +7,6 @@ Each check is a small function over an open zip (a file or bytes in memory), run
 from __future__ import annotations
 
 import csv
-import hashlib
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -31,7 +30,7 @@ from services.unzipper.exceptions import (
     SchemaMismatch,
     UnexpectedFile,
 )
-from shared.manifest import HASH_ALGORITHM, MANIFEST_NAME, Manifest, Resource
+from shared.manifest import HASH_ALGORITHM, MANIFEST_NAME, Manifest, Resource, StreamDigest, read_chunks
 from shared.schema import SCHEMA_VERSION, arrow_schema, field_names
 
 CSV_NAME = "movies.csv"
@@ -39,7 +38,6 @@ PARQUET_NAME = "movies.parquet"
 DATA_FILES = {CSV_NAME: "csv", PARQUET_NAME: "parquet"}
 """The data files a bundle may hold, by path, with their format; movies.csv is required."""
 EXTRACT_STAGE = "extract"
-_CHUNK = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -160,21 +158,18 @@ def check_listed_files(archive: zipfile.ZipFile, manifest: Manifest) -> None:
 def extract_file(archive: zipfile.ZipFile, resource: Resource, directory: Path) -> Path:
     """Unzip one listed file into ``directory``, checking its size and sha256 against the manifest."""
     target = directory / resource.path
-    digest = hashlib.sha256()
-    size = 0
+    digest = StreamDigest()
     try:
         with archive.open(resource.path) as packed, target.open("wb") as out:
-            while chunk := packed.read(_CHUNK):
+            for chunk in read_chunks(packed):
                 digest.update(chunk)
-                size += len(chunk)
                 out.write(chunk)
     except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError) as exc:
         raise CorruptZip(f"{resource.path} cannot be unzipped: {exc}", file=resource.path) from exc
-    if size != resource.bytes:
-        raise HashMismatch(resource.path, "size in bytes", resource.bytes, size)
-    actual = f"{HASH_ALGORITHM}:{digest.hexdigest()}"
-    if actual != resource.hash:
-        raise HashMismatch(resource.path, HASH_ALGORITHM, resource.hash, actual)
+    if digest.bytes != resource.bytes:
+        raise HashMismatch(resource.path, "size in bytes", resource.bytes, digest.bytes)
+    if digest.hash != resource.hash:
+        raise HashMismatch(resource.path, HASH_ALGORITHM, resource.hash, digest.hash)
     return target
 
 
