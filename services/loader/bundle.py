@@ -8,7 +8,6 @@ sha256 hash of every file), and loads nothing of a bundle that fails the check.
 from __future__ import annotations
 
 import posixpath
-import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -19,12 +18,12 @@ from services.loader.exceptions import FileMismatch, MissingFile, UnexpectedKey,
 from services.loader.statements import TARGETS
 from shared.aws import client, is_missing
 from shared.events import ObjectCreated
+from shared.locations import manifest_location
 from shared.manifest import HASH_ALGORITHM, MANIFEST_NAME, Manifest, Resource, StreamDigest, read_chunks
 from shared.settings import Settings
 
 MANIFEST_STAGE = "transform"
 REQUIRED_COUNTS = ("extracted", "clean", "rejected", "duplicates")
-_SEGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
 @dataclass(frozen=True)
@@ -76,12 +75,12 @@ class BundleLocation:
 
 def locate(created: ObjectCreated) -> BundleLocation:
     """Source and extract from the manifest's key; ``UnexpectedKey`` when the key is not laid out so."""
-    parts = created.key.split("/")
-    if len(parts) != 3 or parts[2] != MANIFEST_NAME or not all(_SEGMENT.match(part) for part in parts[:2]):
+    found = manifest_location(created.key)
+    if found is None:
         raise UnexpectedKey(
             f"expected {{source}}/{{extract_id}}/{MANIFEST_NAME} in the archive bucket", where=created.uri
         )
-    return BundleLocation(source=parts[0], extract_id=parts[1])
+    return BundleLocation(source=found.source, extract_id=found.extract_id)
 
 
 def read_bundle(settings: Settings, created: ObjectCreated) -> ArchiveBundle:

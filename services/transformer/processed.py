@@ -15,6 +15,7 @@ from services.transformer.exceptions import InputMissing, ManifestUnreadable, St
 from services.transformer.glue_job import header_columns
 from services.transformer.runner import TransformJob
 from shared.aws import is_missing
+from shared.locations import manifest_location
 from shared.manifest import MANIFEST_NAME, Manifest, Resource
 
 HEADER_BYTES = 64 * 1024
@@ -31,10 +32,10 @@ class ProcessedExtract:
     @classmethod
     def from_manifest_key(cls, bucket: str, key: str) -> ProcessedExtract | None:
         """The extract a ``{source}/{extract_id}/manifest.json`` key belongs to; None for any other key."""
-        parts = key.split("/")
-        if len(parts) != 3 or parts[2] != MANIFEST_NAME or not parts[0] or not parts[1]:
+        found = manifest_location(key)
+        if found is None:
             return None
-        return cls(bucket=bucket, source=parts[0], extract_id=parts[1])
+        return cls(bucket=bucket, source=found.source, extract_id=found.extract_id)
 
     @property
     def prefix(self) -> str:

@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
+from shared.locations import BUNDLE_SUFFIX, bundle_location
 from shared.settings import Settings
-
-BUNDLE_SUFFIX = ".zip"
-_LANDING_KEY = re.compile(
-    r"^(?P<source>[A-Za-z0-9][A-Za-z0-9_.-]*)/(?P<extract_id>[A-Za-z0-9][A-Za-z0-9_.-]*)\.zip$"
-)
 
 
 @dataclass(frozen=True)
@@ -24,10 +19,10 @@ class LandedBundle:
 
     @classmethod
     def at(cls, bucket: str, key: str) -> LandedBundle:
-        found = _LANDING_KEY.match(key)
+        found = bundle_location(key)
         if found is None:
             return cls(bucket, key)
-        return cls(bucket, key, found["source"], found["extract_id"])
+        return cls(bucket, key, found.source, found.extract_id)
 
     @property
     def uri(self) -> str:

@@ -15,6 +15,7 @@ from services.extractor.extract import STAGE, fail_extract, new_extract_id
 from services.extractor.handler import ExtractRequest
 from services.extractor.routes.problems import AUTH_PROBLEMS, Problem, ValidationProblem
 from shared.aws import client, queue_url
+from shared.locations import NAME_PATTERN
 from shared.logs import log_event
 from shared.settings import STAGES
 
@@ -28,7 +29,7 @@ ExtractId = Annotated[
     str,
     Path(
         max_length=1024,
-        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
+        pattern=NAME_PATTERN,
         description="As POST /extracts answered it, or the name of a zip dropped in landing",
         examples=["20261126T041700Z-1a2b3c4d"],
     ),
