@@ -15,8 +15,8 @@ from services.transformer.exceptions import InputMissing, ManifestUnreadable, St
 from services.transformer.glue_job import header_columns
 from services.transformer.runner import TransformJob
 from shared.aws import is_missing
-from shared.locations import manifest_location
-from shared.manifest import MANIFEST_NAME, Manifest, Resource
+from shared.locations import ExtractLocation, manifest_location
+from shared.manifest import Manifest, Resource
 
 HEADER_BYTES = 64 * 1024
 
@@ -38,12 +38,16 @@ class ProcessedExtract:
         return cls(bucket=bucket, source=found.source, extract_id=found.extract_id)
 
     @property
+    def location(self) -> ExtractLocation:
+        return ExtractLocation(self.source, self.extract_id)
+
+    @property
     def prefix(self) -> str:
-        return f"{self.source}/{self.extract_id}"
+        return self.location.prefix
 
     @property
     def manifest_key(self) -> str:
-        return f"{self.prefix}/{MANIFEST_NAME}"
+        return self.location.manifest_key
 
     @property
     def uri(self) -> str:
