@@ -13,7 +13,9 @@ The relations, each a query over the one before (names given by the caller):
 - checked (``checked_query``): every field normalised and typed, the row's first failure (reason,
   field, detail) or null, and what the row looked like as it arrived.
 - ranked (``ranked_query``): valid rows keyed by ``movie_key`` and ranked within their key; 1 is kept.
-- clean rows, rejects and counts: ``clean_query``, ``rejects_query``, ``COUNTS``.
+- clean rows, rejects and counts: ``clean_query`` (the kept rows, enriched by ``enrichment_sql``:
+  genres, primary genre, decade, runtime and budget bands, weighted rating), ``rejects_query``,
+  ``COUNTS``.
 
 Normalisation, before anything is judged:
 

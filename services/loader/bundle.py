@@ -158,7 +158,12 @@ def _archive_file(created: ObjectCreated, folder: str, resource: Resource) -> Ar
         raise UnreadableManifest(f"path {resource.path!r} is not a file inside the bundle", where=where)
     if not resource.sha256:
         raise UnreadableManifest(f"hash {resource.hash!r} is not {HASH_ALGORITHM}:<hex>", where=where)
-    columns = tuple(str(field.get("name", "")).upper() for field in resource.schema_.get("fields") or ())
+    fields = resource.schema_.get("fields") or []
+    if not isinstance(fields, list) or not all(isinstance(field, dict) for field in fields):
+        raise UnreadableManifest("its schema's fields are not a list of fields", where=where)
+    columns = tuple(str(field.get("name", "")).upper() for field in fields)
+    if len(set(columns)) != len(columns):
+        raise UnreadableManifest("its schema names a column more than once", where=where)
     if unknown := [name for name in columns if name not in TARGETS[role].columns]:
         raise UnreadableManifest(
             f"its schema names {', '.join(map(repr, unknown))}, not columns of {TARGETS[role].table}",

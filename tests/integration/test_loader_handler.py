@@ -334,26 +334,43 @@ def test_the_enrichment_is_carried_to_raw_and_an_archive_from_before_it_loads_wi
         assert row["STATUS"] == "RECONCILED" and row["ROWS_LOADED"] == 3
 
 
-def test_an_archive_naming_a_column_the_warehouse_does_not_have_is_quarantined(
-    warehouse_settings, archive_bundle
+def _rename_a_column(document: dict[str, Any]) -> None:
+    document["resources"][0]["schema"]["fields"][1]["name"] = "tagline"
+
+
+def _repeat_a_column(document: dict[str, Any]) -> None:
+    document["resources"][0]["schema"]["fields"][1]["name"] = "movie_key"
+
+
+def _fields_as_names(document: dict[str, Any]) -> None:
+    fields = document["resources"][0]["schema"]["fields"]
+    document["resources"][0]["schema"]["fields"] = [field["name"] for field in fields]
+
+
+@pytest.mark.parametrize(
+    ("tamper", "complaint"),
+    [
+        (_rename_a_column, "'TAGLINE', not columns of RAW.MOVIES"),
+        (_repeat_a_column, "names a column more than once"),
+        (_fields_as_names, "fields are not a list of fields"),
+    ],
+)
+def test_an_archive_whose_columns_the_warehouse_cannot_take_is_quarantined(
+    warehouse_settings, archive_bundle, tamper, complaint
 ):
-    # GIVEN an archive whose manifest lists a column RAW.MOVIES does not have
+    # GIVEN an archive whose manifest lists columns RAW.MOVIES cannot take, or lists them wrongly
     settings = warehouse_settings
-
-    def rename(document: dict[str, Any]) -> None:
-        document["resources"][0]["schema"]["fields"][1]["name"] = "tagline"
-
-    bundle = archive_bundle(movies=2, rejects=0, duplicates=0, tamper=rename)
+    bundle = archive_bundle(movies=2, rejects=0, duplicates=0, tamper=tamper)
     # WHEN it arrives
     result = make_handler(settings)(sqs_event(settings, bundle.manifest_key), None)
-    # THEN it is quarantined with the column named, and nothing loads
+    # THEN it is quarantined saying what is wrong, nothing loads, and one alert goes out
     assert result == {"batchItemFailures": []}
     key = f"load/{SOURCE}/{bundle.extract_id}/reason.json"
     reason = json.loads(
         client("s3", settings).get_object(Bucket=settings.bucket("quarantine"), Key=key)["Body"].read()
     )
     assert reason["reason"] == "UNREADABLE_MANIFEST"
-    assert "'TAGLINE'" in reason["message"] and "RAW.MOVIES" in reason["message"]
+    assert complaint in reason["message"]
     assert count(settings, "RAW.MOVIES", bundle.extract_id) == 0
     assert reconciliation(settings, bundle.extract_id) == []
     raised = [a for a in alerts(settings) if a["extract_id"] == bundle.extract_id]
