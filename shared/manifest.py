@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from shared.schema import SCHEMA_VERSION, table_schema
 from shared.schema import Field as SchemaField
@@ -74,7 +74,53 @@ class Manifest(BaseModel):
 
     @classmethod
     def from_json(cls, text: str | bytes) -> Manifest:
+        """Parse a manifest this pipeline wrote (no profile check: see ``parse_manifest``)."""
         return cls.model_validate(json.loads(text))
+
+
+class ManifestInvalid(ValueError):
+    """A manifest that is not a tabular data package this pipeline reads; ``problems`` say why."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__("; ".join(problems))
+
+
+PROBLEMS_SHOWN = 5
+
+
+def profile_problems(document: dict[str, Any]) -> list[str]:
+    """What the Frictionless ``tabular-data-package`` profile finds wrong with ``document`` (none: [])."""
+    from frictionless import FrictionlessException, Package
+
+    try:
+        return [error.message for error in Package.metadata_validate(document)][:PROBLEMS_SHOWN]
+    except FrictionlessException as exc:  # it raises, rather than reports, some malformed schemas
+        return [exc.error.message]
+
+
+def parse_manifest(text: str | bytes) -> Manifest:
+    """A manifest from its bytes, as every stage reads one: JSON, then the Frictionless tabular data
+    package profile, then this pipeline's own fields (counts, hashes, kind …). ``ManifestInvalid``
+    names every problem found (the first few), so a person can fix the producer."""
+    try:
+        document = json.loads(text)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ManifestInvalid([f"not JSON ({exc})"]) from exc
+    if not isinstance(document, dict):
+        raise ManifestInvalid([f"not a JSON object but {type(document).__name__}"])
+    problems = profile_problems(document)
+    try:
+        manifest = Manifest.model_validate(document)
+    except ValidationError as exc:
+        problems += [
+            f"{'.'.join(str(part) for part in error['loc']) or 'manifest'}: {error['msg']}"
+            for error in exc.errors()
+        ]
+        raise ManifestInvalid(problems[: PROBLEMS_SHOWN * 2]) from exc
+    if problems:
+        raise ManifestInvalid(problems)
+    return manifest
 
 
 class StreamDigest:

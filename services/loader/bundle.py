@@ -12,14 +12,22 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from botocore.exceptions import ClientError
-from pydantic import ValidationError
 
 from services.loader.exceptions import FileMismatch, MissingFile, UnexpectedKey, UnreadableManifest
 from services.loader.statements import TARGETS
 from shared.aws import client, is_missing
 from shared.events import ObjectCreated
 from shared.locations import manifest_location
-from shared.manifest import HASH_ALGORITHM, MANIFEST_NAME, Manifest, Resource, StreamDigest, read_chunks
+from shared.manifest import (
+    HASH_ALGORITHM,
+    MANIFEST_NAME,
+    Manifest,
+    ManifestInvalid,
+    Resource,
+    StreamDigest,
+    parse_manifest,
+    read_chunks,
+)
 from shared.settings import Settings
 
 MANIFEST_STAGE = "transform"
@@ -125,10 +133,9 @@ def read_manifest(settings: Settings, created: ObjectCreated, location: BundleLo
             raise UnreadableManifest("the manifest is not in the archive", where=created.uri) from exc
         raise
     try:
-        manifest = Manifest.from_json(body)
-    except (ValueError, ValidationError) as exc:
-        detail = str(exc).splitlines()[0]
-        raise UnreadableManifest(f"not a valid manifest: {detail}", where=created.uri) from exc
+        manifest = parse_manifest(body)
+    except ManifestInvalid as exc:
+        raise UnreadableManifest(f"not a valid manifest: {exc}", where=created.uri) from exc
     problems = []
     if manifest.stage != MANIFEST_STAGE:
         problems.append(f"stage is {manifest.stage!r}, not {MANIFEST_STAGE!r}")
@@ -162,8 +169,6 @@ def _archive_file(created: ObjectCreated, folder: str, resource: Resource) -> Ar
     if not isinstance(fields, list) or not all(isinstance(field, dict) for field in fields):
         raise UnreadableManifest("its schema's fields are not a list of fields", where=where)
     columns = tuple(str(field.get("name", "")).upper() for field in fields)
-    if len(set(columns)) != len(columns):
-        raise UnreadableManifest("its schema names a column more than once", where=where)
     if unknown := [name for name in columns if name not in TARGETS[role].columns]:
         raise UnreadableManifest(
             f"its schema names {', '.join(map(repr, unknown))}, not columns of {TARGETS[role].table}",

@@ -4,19 +4,17 @@ whether it can be transformed at all (checked cheaply, before any Spark or Glue 
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
-from pydantic import ValidationError
 
 from services.transformer.exceptions import InputMissing, ManifestUnreadable, StorageUnavailable
 from services.transformer.glue_job import header_columns
 from services.transformer.runner import TransformJob
 from shared.aws import is_missing
 from shared.locations import ExtractLocation, manifest_location
-from shared.manifest import Manifest, Resource
+from shared.manifest import Manifest, ManifestInvalid, Resource, parse_manifest
 
 HEADER_BYTES = 64 * 1024
 
@@ -66,12 +64,9 @@ def read_manifest(s3: Any, extract: ProcessedExtract) -> Manifest:
     except BotoCoreError as exc:
         raise StorageUnavailable(f"could not read {where}: {exc}") from exc
     try:
-        manifest = Manifest.from_json(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ManifestUnreadable(f"{where} is not JSON: {exc}") from exc
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:5])
-        raise ManifestUnreadable(f"{where} is not a valid manifest: {problems}") from exc
+        manifest = parse_manifest(body)
+    except ManifestInvalid as exc:
+        raise ManifestUnreadable(f"{where} is not a valid manifest: {exc}") from exc
     if (manifest.source, manifest.extract_id) != (extract.source, extract.extract_id):
         raise ManifestUnreadable(
             f"{where} describes extract {manifest.source}/{manifest.extract_id}, not the one at its location"

@@ -15,7 +15,6 @@ from typing import IO
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from pydantic import ValidationError
 
 from services.unzipper.exceptions import (
     BundleTooLarge,
@@ -30,7 +29,16 @@ from services.unzipper.exceptions import (
     SchemaMismatch,
     UnexpectedFile,
 )
-from shared.manifest import HASH_ALGORITHM, MANIFEST_NAME, Manifest, Resource, StreamDigest, read_chunks
+from shared.manifest import (
+    HASH_ALGORITHM,
+    MANIFEST_NAME,
+    Manifest,
+    ManifestInvalid,
+    Resource,
+    StreamDigest,
+    parse_manifest,
+    read_chunks,
+)
 from shared.schema import SCHEMA_VERSION, arrow_schema, field_names
 
 CSV_NAME = "movies.csv"
@@ -88,18 +96,9 @@ def read_manifest(archive: zipfile.ZipFile) -> Manifest:
     except KeyError:
         raise MissingManifest(f"the bundle has no {MANIFEST_NAME}", file=MANIFEST_NAME) from None
     try:
-        return Manifest.from_json(text)
-    except ValueError as exc:
-        if isinstance(exc, ValidationError):
-            problems = "; ".join(
-                f"{'.'.join(str(part) for part in error['loc']) or 'manifest'}: {error['msg']}"
-                for error in exc.errors()
-            )
-        else:
-            problems = f"not JSON ({exc})"
-        raise InvalidManifest(
-            f"{MANIFEST_NAME} is not a valid manifest: {problems}", file=MANIFEST_NAME
-        ) from exc
+        return parse_manifest(text)
+    except ManifestInvalid as exc:
+        raise InvalidManifest(f"{MANIFEST_NAME} is not a valid manifest: {exc}", file=MANIFEST_NAME) from exc
 
 
 def check_manifest(manifest: Manifest, *, extract_id: str, source: str) -> None:

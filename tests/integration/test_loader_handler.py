@@ -351,7 +351,7 @@ def _fields_as_names(document: dict[str, Any]) -> None:
     ("tamper", "complaint"),
     [
         (_rename_a_column, "'TAGLINE', not columns of RAW.MOVIES"),
-        (_repeat_a_column, "names a column more than once"),
+        (_repeat_a_column, "names of the fields are not unique"),
         (_fields_as_names, "fields are not a list of fields"),
     ],
 )

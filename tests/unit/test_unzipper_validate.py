@@ -98,12 +98,25 @@ def test_no_manifest_is_missing_manifest(tmp_path: Path):
     assert "manifest.json" in error.message
 
 
+def test_a_manifest_breaking_the_tabular_data_package_profile_is_invalid_naming_why(tmp_path: Path):
+    # GIVEN a bundle whose manifest names a resource in a way the Frictionless profile refuses
+    files = bundle_files(extract_id=EXTRACT_ID)
+    document = json.loads(files["manifest.json"])
+    document["resources"][0]["name"] = "Movies CSV!"
+    files["manifest.json"] = json.dumps(document).encode()
+    # WHEN / THEN
+    error = refused(zip_bundle(files), tmp_path)
+    assert error.reason == Reason.INVALID_MANIFEST
+    assert "'Movies CSV!' does not match" in error.message and "name" in error.message
+
+
 @pytest.mark.parametrize(
     ("manifest", "says"),
     [
         (b"{not json", "not JSON"),
-        (b"[]", "manifest: Input should be"),
+        (b"[]", "not a JSON object but list"),
         (json.dumps({"extract_id": EXTRACT_ID}).encode(), "source: Field required"),
+        (json.dumps({"extract_id": EXTRACT_ID}).encode(), "resources"),
     ],
 )
 def test_an_unreadable_manifest_is_invalid_manifest_saying_why(tmp_path: Path, manifest: bytes, says: str):
