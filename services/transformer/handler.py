@@ -28,7 +28,7 @@ from shared.aws import client, object_exists
 from shared.batch import Handler, s3_event_handler
 from shared.events import ObjectCreated
 from shared.logs import log_event
-from shared.manifest import MANIFEST_NAME, Manifest
+from shared.manifest import MANIFEST_NAME, parse_manifest
 from shared.metrics import StageMetrics
 from shared.progress import RUNNING, SUCCEEDED, ExtractProgress
 from shared.quarantine import already_quarantined, copy_into_quarantine, quarantine, replay_command
@@ -153,7 +153,7 @@ class ExtractTransformer:
         if stages.get(STAGE, {}).get("status") != SUCCEEDED:
             self._register(extract)
             body = client("s3", self.settings).get_object(Bucket=archive, Key=key)["Body"].read()
-            counts = Manifest.from_json(body).row_counts
+            counts = parse_manifest(body).row_counts
             self.progress.record(
                 extract.extract_id, STAGE, SUCCEEDED, counts=counts, archive=f"s3://{archive}/{key}"
             )

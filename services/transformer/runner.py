@@ -40,7 +40,7 @@ from services.transformer.glue_job import GLUE_CONF_ARGUMENT, LAUNCH_CONF, SPARK
 from services.transformer.settings import TransformerSettings
 from shared.aws import client, is_missing
 from shared.logs import log_event
-from shared.manifest import MANIFEST_NAME, Manifest, file_digest
+from shared.manifest import MANIFEST_NAME, Manifest, ManifestInvalid, file_digest, parse_manifest
 from shared.schema import MOVIE_FIELDS, Field, field_names
 from shared.transform import DEFAULT_MIN_VOTES, DEFAULT_YEAR_HORIZON
 
@@ -524,7 +524,10 @@ class GlueRunner:
             if is_missing(exc):
                 raise ArchiveIncomplete(f"the Glue run succeeded but wrote no {job.manifest_uri}") from exc
             raise StorageUnavailable(f"could not read {job.manifest_uri}: {exc}") from exc
-        return Manifest.from_json(body)
+        try:
+            return parse_manifest(body)
+        except ManifestInvalid as exc:
+            raise ArchiveIncomplete(f"the Glue run wrote an invalid {job.manifest_uri}: {exc}") from exc
 
 
 def make_runner(settings: TransformerSettings, spark: Any = None) -> TransformRunner:
