@@ -8,7 +8,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from deploy.resources import Index, Resources, Table, resources
+from deploy.resources import ABANDONED_UPLOAD_DAYS, Index, Resources, Table, resources
 from shared.aws import client
 from shared.settings import Settings
 
@@ -27,20 +27,25 @@ def provision(settings: Settings, declared: Resources | None = None) -> Resource
         except ClientError as exc:
             if exc.response["Error"]["Code"] not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
                 raise
+        # An upload abandoned by a worker that died mid-file is never visible; this removes its parts.
+        rules = [
+            {
+                "ID": "abort-abandoned-uploads",
+                "Status": "Enabled",
+                "Filter": {"Prefix": ""},
+                "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": ABANDONED_UPLOAD_DAYS},
+            }
+        ]
         if bucket.glacier_after_days:
-            s3.put_bucket_lifecycle_configuration(
-                Bucket=bucket.name,
-                LifecycleConfiguration={
-                    "Rules": [
-                        {
-                            "ID": "to-glacier",
-                            "Status": "Enabled",
-                            "Filter": {"Prefix": ""},
-                            "Transitions": [{"Days": bucket.glacier_after_days, "StorageClass": "GLACIER"}],
-                        }
-                    ]
-                },
+            rules.append(
+                {
+                    "ID": "to-glacier",
+                    "Status": "Enabled",
+                    "Filter": {"Prefix": ""},
+                    "Transitions": [{"Days": bucket.glacier_after_days, "StorageClass": "GLACIER"}],
+                }
             )
+        s3.put_bucket_lifecycle_configuration(Bucket=bucket.name, LifecycleConfiguration={"Rules": rules})
 
     arns: dict[str, str] = {}
     urls: dict[str, str] = {}

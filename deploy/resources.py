@@ -19,6 +19,8 @@ TRIGGERS = {
 }
 VISIBILITY_SECONDS = {"extractor": 300, "unzipper": 120, "transformer": 600, "loader": 300}
 ARCHIVE_TO_GLACIER_DAYS = 90
+ABANDONED_UPLOAD_DAYS = 1
+"""Incomplete multipart uploads (a worker died mid-file) are removed from every bucket after this."""
 
 
 @dataclass(frozen=True)
@@ -120,4 +122,6 @@ def resources(settings: Settings) -> Resources:
             expires_attribute="expires_at",
         )
     )
+    # Powertools' idempotency records: key and expiry attribute are its DynamoDBPersistenceLayer defaults.
+    declared.tables.append(Table(settings.idempotency_table, key="id", expires_attribute="expiration"))
     return declared

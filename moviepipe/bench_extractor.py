@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import statistics
 import subprocess
 import sys
@@ -20,6 +19,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from moviepipe.peak import peak_rss_bytes
 from shared.aws import aws_environment
 from shared.settings import Settings
 
@@ -151,7 +151,7 @@ def _child(source_name: str) -> None:
     began = time.perf_counter()
     result = run_extract(settings, source, extract_id, full_refresh=True, progress=progress)
     seconds = time.perf_counter() - began
-    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    peak_bytes = peak_rss_bytes()
     s3 = client("s3", settings)
     s3.delete_object(Bucket=settings.bucket("landing"), Key=f"{source_name}/{extract_id}.zip")
     print(
@@ -160,7 +160,7 @@ def _child(source_name: str) -> None:
                 "seconds": round(seconds, 3),
                 "rows": result.rows,
                 "bytes": result.bytes,
-                "peak_rss_mb": peak_kib / 1024,
+                "peak_rss_mb": peak_bytes / (1 << 20),
             }
         )
     )

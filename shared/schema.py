@@ -10,9 +10,10 @@ statements are generated from that.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pyarrow as pa
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 SCHEMA_VERSION = "1.0"
 
@@ -131,7 +132,9 @@ REJECT_FIELDS: tuple[Field, ...] = (
 )
 """A row the transform refused, with its reason."""
 
-_ARROW = {"string": pa.string(), "integer": pa.int64(), "number": pa.float64(), "boolean": pa.bool_()}
+_ARROW = {"string": "string", "integer": "int64", "number": "float64", "boolean": "bool_"}
+"""The Arrow type of each kind, by its pyarrow constructor (pyarrow is imported only where used: it is
+large, and the unzipper never needs it for a bundle without Parquet)."""
 _SNOWFLAKE = {"string": "VARCHAR", "integer": "NUMBER(38,0)", "number": "FLOAT", "boolean": "BOOLEAN"}
 _SPARK = {"string": "StringType", "integer": "LongType", "number": "DoubleType", "boolean": "BooleanType"}
 
@@ -157,7 +160,9 @@ def measure_fields(fields: tuple[Field, ...] = MOVIE_FIELDS) -> tuple[Field, ...
 
 def arrow_schema(fields: tuple[Field, ...] = MOVIE_FIELDS) -> pa.Schema:
     """Arrow schema; every field is nullable because a source may send gaps the transform rejects."""
-    return pa.schema([pa.field(f.name, _ARROW[f.kind], nullable=True) for f in fields])
+    import pyarrow as pa
+
+    return pa.schema([pa.field(f.name, getattr(pa, _ARROW[f.kind])(), nullable=True) for f in fields])
 
 
 def spark_schema(fields: tuple[Field, ...] = MOVIE_FIELDS, *, as_strings: bool = False):

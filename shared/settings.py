@@ -98,6 +98,11 @@ class Settings(BaseSettings):
         """DynamoDB table holding each alert raised, once per extract and failure (its de-duplication)."""
         return f"{self.prefix}-alerts"
 
+    @property
+    def idempotency_table(self) -> str:
+        """DynamoDB table holding Powertools idempotency records (one per bundle version being unzipped)."""
+        return f"{self.prefix}-idempotency"
+
     def port(self, service: str) -> int:
         return getattr(self, f"{service}_port")
 

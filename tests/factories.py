@@ -224,6 +224,15 @@ def drain_queue(settings: Settings, queue_name: str) -> list[str]:
     return bodies
 
 
+def transformer_triggers(settings: Settings) -> list[str]:
+    """Keys of the manifest.json events the processed bucket sent to the transformer's queue."""
+    found = []
+    for body in drain_queue(settings, settings.queue("transformer")):
+        for record in json.loads(body).get("Records", []):
+            found.append(record["s3"]["object"]["key"].replace("%2F", "/"))
+    return found
+
+
 def alerts(settings: Settings) -> list[dict[str, Any]]:
     """The alerts raised so far (read off the alerts inbox queue; each is returned once)."""
     from deploy.resources import alerts_inbox
@@ -266,3 +275,19 @@ def _csv_value(value: Any) -> Any:
     if isinstance(value, bool):
         return "true" if value else "false"
     return value
+
+
+def lying_about_size(bundle: bytes, member: str, declared: int) -> bytes:
+    """The zipped bundle with ``member``'s uncompressed size rewritten to ``declared``, in its local header
+    and its central directory entry: a zip bomb's lie (no ZIP64, so both are 4-byte fields)."""
+    data = bytearray(bundle)
+    name = member.encode()
+    local = data.index(b"PK\x03\x04")
+    while data[local + 30 : local + 30 + len(name)] != name:
+        local = data.index(b"PK\x03\x04", local + 4)
+    data[local + 22 : local + 26] = declared.to_bytes(4, "little")
+    central = data.index(b"PK\x01\x02")
+    while data[central + 46 : central + 46 + len(name)] != name:
+        central = data.index(b"PK\x01\x02", central + 4)
+    data[central + 24 : central + 28] = declared.to_bytes(4, "little")
+    return bytes(data)

@@ -1,15 +1,15 @@
 """Quarantine: a bad bundle is kept with a ``reason.json`` beside it, its extract marked, one alert raised.
 
 Layout in the quarantine bucket: ``unzip/{landing key without .zip}/{file name}.zip`` and ``.../reason.json``.
-The steps and their order are ``shared.quarantine``'s; reason.json carries the bundle's hash, so a replayed
-event for the same bundle finds it and changes nothing, while a new (still bad) upload under the same key
-is judged again.
+The steps and their order are ``shared.quarantine``'s; reason.json carries the bundle's ETag and hash, so a
+replayed event for the same bundle finds it and changes nothing, while a new (still bad) upload under the
+same key is judged again.
 """
 
 from __future__ import annotations
 
 import logging
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 from services.unzipper import STAGE
@@ -36,16 +36,14 @@ def refusal(bundle: LandedBundle) -> Refusal:
 
 
 def already_quarantined(
-    s3: Any, settings: Settings, progress: ExtractProgress, bundle: LandedBundle, bundle_hash: str
+    s3: Any,
+    settings: Settings,
+    progress: ExtractProgress,
+    bundle: LandedBundle,
+    same: Callable[[dict[str, Any] | None], bool],
 ) -> dict[str, Any] | None:
-    """The reason.json of exactly this bundle (same hash), if it has been quarantined already."""
-    return shared_quarantine.already_quarantined(
-        s3,
-        settings,
-        refusal(bundle),
-        progress=progress,
-        same=lambda reason: reason.get("bundle_hash") == bundle_hash,
-    )
+    """The reason.json of exactly this bundle (``same`` tells), if it has been quarantined already."""
+    return shared_quarantine.already_quarantined(s3, settings, refusal(bundle), progress=progress, same=same)
 
 
 def quarantine(
@@ -53,20 +51,25 @@ def quarantine(
     settings: Settings,
     progress: ExtractProgress,
     bundle: LandedBundle,
-    zip_path: Path,
     *,
+    etag: str,
     bundle_hash: str,
     error: BadBundle,
 ) -> str:
     """Keep the bad bundle, explain, alert, mark its extract quarantined; the quarantine folder's URI."""
 
     def keep(bucket: str, folder: str) -> list[str]:
-        # The bytes that were hashed, not a copy of the landing key, which may have been replaced since.
-        s3.upload_file(
-            str(zip_path),
+        # Copied inside S3, and only the version that was judged: a replaced landing key fails the copy
+        # (a retry judges the new upload).
+        s3.copy(
+            {"Bucket": bundle.bucket, "Key": bundle.key},
             bucket,
             folder + bundle.file_name,
-            ExtraArgs={"ContentType": "application/zip"},
+            ExtraArgs={
+                "CopySourceIfMatch": etag,
+                "ContentType": "application/zip",
+                "MetadataDirective": "REPLACE",
+            },
             Config=UPLOADS,
         )
         return [bundle.file_name]
@@ -80,6 +83,7 @@ def quarantine(
         progress=progress,
         file=error.file,
         bundle_hash=bundle_hash,
+        bundle_etag=etag,
     )
     log_event(
         logger,

@@ -1,34 +1,32 @@
 """Checks that a bundle is exactly what its manifest vouches for, each failure a ``BadBundle`` with a reason.
 
-Each check is a small function over an open zip (a file or bytes in memory), run in order by
-``validate_bundle``; the first failure wins.
+Each check is a small function over an open zip (any seekable binary file: an S3 object read in ranges, or
+bytes in memory), run in order by ``validate_bundle``; the first failure wins. The data files are checked
+while they stream, inflated, into their sinks (the processed bucket's uploads): nothing is held whole, in
+memory or on disk.
 """
 
 from __future__ import annotations
 
-import csv
 import zipfile
-import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
-from typing import IO
+from pathlib import PurePosixPath
+from typing import IO, Any, Protocol
 
-import pyarrow as pa
-import pyarrow.parquet as pq
-
+from services.unzipper.content import CONTENT_CHECKS
 from services.unzipper.exceptions import (
     BundleTooLarge,
     CorruptZip,
     HashMismatch,
     InvalidManifest,
-    MalformedFile,
     ManifestMismatch,
     MissingFile,
     MissingManifest,
-    RowCountMismatch,
     SchemaMismatch,
     UnexpectedFile,
 )
+from services.unzipper.inflate import InflateLimits, InflateTally, check_declared, inflate
 from shared.manifest import (
     HASH_ALGORITHM,
     MANIFEST_NAME,
@@ -37,26 +35,40 @@ from shared.manifest import (
     Resource,
     StreamDigest,
     parse_manifest,
-    read_chunks,
 )
-from shared.schema import SCHEMA_VERSION, arrow_schema, field_names
+from shared.schema import SCHEMA_VERSION
 
 CSV_NAME = "movies.csv"
 PARQUET_NAME = "movies.parquet"
 DATA_FILES = {CSV_NAME: "csv", PARQUET_NAME: "parquet"}
 """The data files a bundle may hold, by path, with their format; movies.csv is required."""
 EXTRACT_STAGE = "extract"
+MAX_MANIFEST_BYTES = 4 << 20
+
+
+class Sink(Protocol):
+    """Where a data file's bytes go as they are inflated: nothing is kept until ``commit``."""
+
+    def write(self, data: bytes) -> Any: ...
+
+    def commit(self) -> Any: ...
+
+    def abort(self) -> None: ...
 
 
 @dataclass(frozen=True)
 class ValidBundle:
-    """A bundle that passed every check, its data files unzipped on disk."""
+    """A bundle that passed every check, each data file written (not yet committed) to its sink."""
 
     manifest: Manifest
-    files: dict[str, Path]
+    sinks: dict[str, Sink]
+
+    def abort(self) -> None:
+        for sink in self.sinks.values():
+            sink.abort()
 
 
-def open_zip(bundle: Path | IO[bytes]) -> zipfile.ZipFile:
+def open_zip(bundle: IO[bytes]) -> zipfile.ZipFile:
     """The bundle opened as a zip; ``CorruptZip`` when it is not one."""
     try:
         return zipfile.ZipFile(bundle)
@@ -64,8 +76,9 @@ def open_zip(bundle: Path | IO[bytes]) -> zipfile.ZipFile:
         raise CorruptZip(f"the bundle is not a readable zip: {exc}") from exc
 
 
-def check_entries(archive: zipfile.ZipFile, *, max_unzipped_bytes: int) -> None:
-    """Plain top-level files only, each once, unencrypted, adding up to at most ``max_unzipped_bytes``."""
+def check_entries(archive: zipfile.ZipFile, *, limits: InflateLimits) -> None:
+    """Plain top-level files only, each once, unencrypted, declaring no more than ``limits`` allow (which
+    inflating then enforces, since declarations can lie)."""
     seen: set[str] = set()
     total = 0
     for info in archive.infolist():
@@ -80,21 +93,27 @@ def check_entries(archive: zipfile.ZipFile, *, max_unzipped_bytes: int) -> None:
         if info.flag_bits & 0x1:
             raise CorruptZip(f"zip entry {name!r} is encrypted", file=name)
         seen.add(name)
-        # zipfile never yields more than an entry's declared size, so the declared sizes bound the unzip.
+        check_declared(info, limits)
         total += info.file_size
-    if total > max_unzipped_bytes:
+    if total > limits.max_bytes:
         raise BundleTooLarge(
-            f"the bundle unzips to {total} bytes, more than the limit of {max_unzipped_bytes} "
+            f"the bundle unzips to {total} bytes, more than the limit of {limits.max_bytes} "
             "(MOVIEPIPE_MAX_UNZIPPED_BYTES)"
         )
 
 
-def read_manifest(archive: zipfile.ZipFile) -> Manifest:
+def read_manifest(bundle: IO[bytes], archive: zipfile.ZipFile, limits: InflateLimits) -> Manifest:
     """The bundle's manifest.json, parsed; ``MissingManifest`` or ``InvalidManifest`` naming what is wrong."""
     try:
-        text = _read(archive, MANIFEST_NAME)
+        info = archive.getinfo(MANIFEST_NAME)
     except KeyError:
         raise MissingManifest(f"the bundle has no {MANIFEST_NAME}", file=MANIFEST_NAME) from None
+    if info.file_size > MAX_MANIFEST_BYTES:
+        raise InvalidManifest(
+            f"{MANIFEST_NAME} is {info.file_size} bytes, more than a manifest's {MAX_MANIFEST_BYTES}",
+            file=MANIFEST_NAME,
+        )
+    text = b"".join(inflate(bundle, info, limits, InflateTally()))
     try:
         return parse_manifest(text)
     except ManifestInvalid as exc:
@@ -154,95 +173,59 @@ def check_listed_files(archive: zipfile.ZipFile, manifest: Manifest) -> None:
         raise UnexpectedFile(f"{name} is in the bundle but not listed in {MANIFEST_NAME}", file=name)
 
 
-def extract_file(archive: zipfile.ZipFile, resource: Resource, directory: Path) -> Path:
-    """Unzip one listed file into ``directory``, checking its size and sha256 against the manifest."""
-    target = directory / resource.path
+def stream_member(
+    bundle: IO[bytes],
+    info: zipfile.ZipInfo,
+    resource: Resource,
+    sink: Sink,
+    limits: InflateLimits,
+    tally: InflateTally,
+) -> None:
+    """Inflate one listed file into ``sink``, checking its size, sha256 and content against the manifest
+    as it passes."""
     digest = StreamDigest()
-    try:
-        with archive.open(resource.path) as packed, target.open("wb") as out:
-            for chunk in read_chunks(packed):
-                digest.update(chunk)
-                out.write(chunk)
-    except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError) as exc:
-        raise CorruptZip(f"{resource.path} cannot be unzipped: {exc}", file=resource.path) from exc
+    check = CONTENT_CHECKS[resource.format](resource)
+    for chunk in inflate(bundle, info, limits, tally):
+        digest.update(chunk)
+        check.feed(chunk)
+        sink.write(chunk)
     if digest.bytes != resource.bytes:
         raise HashMismatch(resource.path, "size in bytes", resource.bytes, digest.bytes)
     if digest.hash != resource.hash:
         raise HashMismatch(resource.path, HASH_ALGORITHM, resource.hash, digest.hash)
-    return target
-
-
-def check_csv(path: Path, resource: Resource) -> None:
-    """The CSV's header is the movie record's columns and it holds ``resource.rows`` records.
-
-    Records are counted with the csv module, not by lines: a quoted title may span lines.
-    """
-    name = resource.path
-    try:
-        with path.open(encoding="utf-8", newline="") as handle:
-            reader = csv.reader(handle)
-            header = next(reader, None)
-            if header is None:
-                raise MalformedFile(f"{name} is empty: no header row", file=name)
-            if header != field_names():
-                raise SchemaMismatch.columns(name, field_names(), header)
-            rows = sum(1 for record in reader if record)
-    except csv.Error as exc:
-        raise MalformedFile(f"{name} line {reader.line_num}: {exc}", file=name) from exc
-    except UnicodeDecodeError as exc:
-        raise MalformedFile(f"{name} is not UTF-8 text: {exc}", file=name) from exc
-    if rows != resource.rows:
-        raise RowCountMismatch(name, resource.rows, rows)
-
-
-def check_parquet(path: Path, resource: Resource) -> None:
-    """The Parquet file has the movie record's columns and types and holds ``resource.rows`` rows."""
-    name = resource.path
-    try:
-        metadata = pq.ParquetFile(path).metadata
-        schema = metadata.schema.to_arrow_schema()
-    except (pa.ArrowException, OSError) as exc:
-        raise MalformedFile(f"{name} is not a readable Parquet file: {exc}", file=name) from exc
-    expected = arrow_schema()
-    if schema.names != expected.names:
-        raise SchemaMismatch.columns(name, expected.names, schema.names)
-    for field in expected:
-        actual_type = schema.field(field.name).type
-        if actual_type != field.type:
-            raise SchemaMismatch(
-                f"{name}: column {field.name!r} is {actual_type}, expected {field.type}", file=name
-            )
-    if metadata.num_rows != resource.rows:
-        raise RowCountMismatch(name, resource.rows, metadata.num_rows)
-
-
-_CONTENT_CHECKS = {"csv": check_csv, "parquet": check_parquet}
+    # A count the fast way could not vouch for is made again, slowly, from the member read a second time.
+    check.finish(None if check.exact else inflate(bundle, info, limits, InflateTally()))
 
 
 def validate_bundle(
-    bundle: Path | IO[bytes],
-    directory: Path,
+    bundle: IO[bytes],
+    open_sink: Callable[[Resource, zipfile.ZipInfo], Sink],
     *,
     extract_id: str,
     source: str,
-    max_unzipped_bytes: int,
+    limits: InflateLimits,
 ) -> ValidBundle:
-    """Run every check, unzipping the data files into ``directory``; the first failure raises."""
-    directory.mkdir(parents=True, exist_ok=True)
-    with open_zip(bundle) as archive:
-        check_entries(archive, max_unzipped_bytes=max_unzipped_bytes)
-        manifest = read_manifest(archive)
-        check_manifest(manifest, extract_id=extract_id, source=source)
-        check_listed_files(archive, manifest)
-        files = {}
-        for resource in manifest.resources:
-            files[resource.path] = path = extract_file(archive, resource, directory)
-            _CONTENT_CHECKS[resource.format](path, resource)
-    return ValidBundle(manifest=manifest, files=files)
-
-
-def _read(archive: zipfile.ZipFile, name: str) -> bytes:
+    """Run every check, streaming each data file into the sink ``open_sink`` gives it; the first failure
+    raises, and every sink opened is aborted. The sinks of a valid bundle are left for the caller to
+    commit (or abort)."""
+    sinks: dict[str, Sink] = {}
     try:
-        return archive.read(name)
-    except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError) as exc:
-        raise CorruptZip(f"{name} cannot be unzipped: {exc}", file=name) from exc
+        with open_zip(bundle) as archive:
+            check_entries(archive, limits=limits)
+            manifest = read_manifest(bundle, archive, limits)
+            check_manifest(manifest, extract_id=extract_id, source=source)
+            check_listed_files(archive, manifest)
+            tally = InflateTally()
+            # In the order they lie in the zip, so the bundle is read front to back, once.
+            offsets = {
+                resource.path: archive.getinfo(resource.path).header_offset for resource in manifest.resources
+            }
+            for resource in sorted(manifest.resources, key=lambda resource: offsets[resource.path]):
+                info = archive.getinfo(resource.path)
+                sinks[resource.path] = sink = open_sink(resource, info)
+                stream_member(bundle, info, resource, sink, limits, tally)
+    except BaseException:
+        for sink in sinks.values():
+            sink.abort()
+        raise
+    return ValidBundle(manifest=manifest, sinks=sinks)

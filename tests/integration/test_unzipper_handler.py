@@ -12,6 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from services.unzipper.handler import make_handler
+from shared import quarantine as shared_quarantine
 from shared.aws import client
 from shared.progress import ExtractProgress
 from shared.quarantine import REASON_KEYS
@@ -21,7 +22,6 @@ from tests.factories import (
     PARQUET_NAME,
     alerts,
     bundle_files,
-    drain_queue,
     keys,
     land,
     landed_event,
@@ -31,6 +31,7 @@ from tests.factories import (
     sqs_event,
     sqs_record,
     the_email_of,
+    transformer_triggers,
     valid_bundle,
     zip_bundle,
 )
@@ -70,15 +71,6 @@ def object_state(settings: Settings, role: str, prefix: str) -> dict[str, tuple[
 
 def read_json(settings: Settings, role: str, key: str) -> dict[str, Any]:
     return json.loads(client("s3", settings).get_object(Bucket=settings.bucket(role), Key=key)["Body"].read())
-
-
-def transformer_triggers(settings: Settings) -> list[str]:
-    """Keys of the manifest.json events the processed bucket sent to the transformer's queue."""
-    found = []
-    for body in drain_queue(settings, settings.queue("transformer")):
-        for record in json.loads(body).get("Records", []):
-            found.append(record["s3"]["object"]["key"].replace("%2F", "/"))
-    return found
 
 
 def test_a_good_bundle_is_published_with_its_manifest_last(provisioned, unzip, progress, puts):
@@ -190,8 +182,16 @@ def test_a_bad_bundle_is_quarantined_with_its_reason_and_one_alert(
     assert keys(provisioned, "processed") == []
 
 
-def test_a_replayed_event_changes_nothing(provisioned, unzip, progress):
-    # GIVEN a bundle already unzipped
+def forget_idempotency(settings: Settings) -> None:
+    """What the idempotency records' expiry does: later replays find no record."""
+    dynamodb = client("dynamodb", settings)
+    for item in dynamodb.scan(TableName=settings.idempotency_table)["Items"]:
+        dynamodb.delete_item(TableName=settings.idempotency_table, Key={"id": item["id"]})
+
+
+@pytest.mark.parametrize("expired", [False, True], ids=["idempotency-record", "published-manifest"])
+def test_a_replayed_event_changes_nothing(provisioned, unzip, progress, expired):
+    # GIVEN a bundle already unzipped (and, in the second case, its idempotency record since expired)
     extract_id = new_extract_id()
     progress.begin(extract_id, "imdb")
     key = land(provisioned, valid_bundle(extract_id=extract_id), extract_id=extract_id)
@@ -200,6 +200,8 @@ def test_a_replayed_event_changes_nothing(provisioned, unzip, progress):
     before = object_state(provisioned, "processed", "")
     recorded = progress.get(extract_id)
     transformer_triggers(provisioned)
+    if expired:
+        forget_idempotency(provisioned)
     time.sleep(1.1)  # so a rewrite would show in LastModified
     # WHEN the same event arrives again
     assert unzip(event, None) == {"batchItemFailures": []}
@@ -223,12 +225,15 @@ def test_the_two_events_of_a_multipart_upload_publish_once(provisioned, unzip, p
     ]
 
 
-def test_a_replayed_bad_bundle_is_alerted_once(provisioned, unzip):
+@pytest.mark.parametrize("expired", [False, True], ids=["idempotency-record", "reason-json"])
+def test_a_replayed_bad_bundle_is_alerted_once(provisioned, unzip, expired):
     extract_id = new_extract_id()
     key = land(provisioned, without_manifest(extract_id), extract_id=extract_id)
     event = landed_event(provisioned.bucket("landing"), key)
     unzip(event, None)
     reason = object_state(provisioned, "quarantine", "")
+    if expired:
+        forget_idempotency(provisioned)
     # WHEN the event is replayed
     unzip(event, None)
     # THEN there was still one alert (and one email), and the quarantine is as it was
@@ -237,15 +242,25 @@ def test_a_replayed_bad_bundle_is_alerted_once(provisioned, unzip):
     assert object_state(provisioned, "quarantine", "") == reason
 
 
-def test_a_quarantined_extract_reads_quarantined_only_once_its_reason_is_kept(provisioned, unzip, progress):
+def test_a_quarantined_extract_reads_quarantined_only_once_its_reason_is_kept(
+    provisioned, unzip, progress, monkeypatch
+):
     # GIVEN a bad bundle whose first delivery crashed after reason.json, before the extract was marked
     extract_id = new_extract_id()
     key = land(provisioned, corrupt(extract_id), extract_id=extract_id)
     event = landed_event(provisioned.bucket("landing"), key)
-    unzip(event, None)
-    progress.record(extract_id, "unzipper", "running")
+    progress.begin(extract_id, "imdb")
+
+    def crash(*args, **kwargs):
+        raise ConnectionError("the worker died here")
+
+    monkeypatch.setattr(shared_quarantine, "announce", crash)
+    assert unzip(event, None)["batchItemFailures"]
+    monkeypatch.undo()
+    assert any(k.endswith("reason.json") for k in keys(provisioned, "quarantine"))
+    assert progress.get(extract_id)["stages"]["unzipper"]["status"] == "running"
     # WHEN the event is delivered again
-    unzip(event, None)
+    assert unzip(event, None) == {"batchItemFailures": []}
     # THEN the extract reads quarantined, with the reason that reason.json keeps, and no second alert
     stage = progress.get(extract_id)["stages"]["unzipper"]
     assert stage["status"] == "quarantined"

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import csv
 import io
 import json
+import random
 import zipfile
 from pathlib import Path
 
 import pytest
 
+from services.unzipper.content import CsvRecords, count_records_exactly
 from services.unzipper.exceptions import BadBundle, Reason
+from services.unzipper.inflate import InflateLimits
 from services.unzipper.locations import LandedBundle
 from services.unzipper.validate import validate_bundle
 from shared.schema import field_names
@@ -18,6 +22,7 @@ from tests.factories import (
     PARQUET_NAME,
     bundle_files,
     csv_bytes,
+    lying_about_size,
     movies,
     new_extract_id,
     stamp,
@@ -28,9 +33,41 @@ EXTRACT_ID = new_extract_id()
 LIMIT = 10 * 1024 * 1024
 
 
-def validate(data: bytes, tmp_path: Path, *, extract_id: str = EXTRACT_ID, limit: int = LIMIT):
+class MemorySink:
+    """A sink keeping what is written; ``committed`` once committed, ``aborted`` once aborted."""
+
+    def __init__(self, opened: list[MemorySink]):
+        self.data = bytearray()
+        self.committed: bytes | None = None
+        self.aborted = False
+        opened.append(self)
+
+    def write(self, data: bytes) -> None:
+        self.data += data
+
+    def commit(self) -> None:
+        self.committed = bytes(self.data)
+
+    def abort(self) -> None:
+        self.aborted = True
+
+
+def validate(
+    data: bytes,
+    tmp_path: Path,
+    *,
+    extract_id: str = EXTRACT_ID,
+    limit: int = LIMIT,
+    ratio: int = 100,
+    opened: list[MemorySink] | None = None,
+):
+    opened = [] if opened is None else opened
     return validate_bundle(
-        io.BytesIO(data), tmp_path / "files", extract_id=extract_id, source="imdb", max_unzipped_bytes=limit
+        io.BytesIO(data),
+        lambda resource, info: MemorySink(opened),
+        extract_id=extract_id,
+        source="imdb",
+        limits=InflateLimits(max_bytes=limit, max_ratio=ratio),
     )
 
 
@@ -45,9 +82,9 @@ def test_a_valid_bundle_passes_and_its_files_are_unzipped(tmp_path: Path):
     files = bundle_files(movies(5), extract_id=EXTRACT_ID)
     # WHEN validated
     valid = validate(zip_bundle(files), tmp_path)
-    # THEN its data files are on disk as they were zipped, and its manifest counts 5 rows
+    # THEN its data files went to their sinks as they were zipped, and its manifest counts 5 rows
     assert valid.manifest.row_counts == {"extracted": 5}
-    assert {path: file.read_bytes() for path, file in valid.files.items()} == {
+    assert {path: bytes(sink.data) for path, sink in valid.sinks.items()} == {
         CSV_NAME: files[CSV_NAME],
         PARQUET_NAME: files[PARQUET_NAME],
     }
@@ -229,10 +266,11 @@ def test_a_bundle_unzipping_past_the_limit_is_too_large(tmp_path: Path):
     data = zip_bundle(files)
     assert len(data) < 64 * 1024
     # WHEN validated THEN it is refused before anything is unzipped
-    error = refused(data, tmp_path, limit=64 * 1024)
+    opened: list[MemorySink] = []
+    error = refused(data, tmp_path, limit=64 * 1024, opened=opened)
     assert error.reason == Reason.BUNDLE_TOO_LARGE
     assert "MOVIEPIPE_MAX_UNZIPPED_BYTES" in error.message
-    assert not list((tmp_path / "files").iterdir())
+    assert opened == []
 
 
 def test_a_parquet_file_that_is_not_parquet_is_malformed(tmp_path: Path):
@@ -281,3 +319,130 @@ def test_landing_keys_name_source_and_extract_or_nothing(key, source, extract_id
     bundle = LandedBundle.at("landing", key)
     assert (bundle.source, bundle.extract_id) == (source, extract_id)
     assert bundle.quarantine_prefix() == "unzip/" + key.removesuffix(".zip") + "/"
+
+
+# -- zip bombs: declared sizes are claims, inflated bytes are counted ---------------------------------
+def bomb_bundle(csv: bytes) -> bytes:
+    """A bundle whose movies.csv is ``csv``, stamped honestly (the lie comes after)."""
+    return zip_bundle(stamp({CSV_NAME: csv}, extract_id=EXTRACT_ID, rows=0))
+
+
+def test_a_member_inflating_past_its_declared_size_is_stopped_while_inflating(tmp_path: Path):
+    # GIVEN a bundle whose CSV really inflates to 8 MiB but whose zip entries declare 1,000 bytes
+    header = ",".join(field_names()).encode() + b"\n"
+    data = lying_about_size(bomb_bundle(header + b"\n" * (8 << 20)), CSV_NAME, 1000)
+    # WHEN validated
+    opened: list[MemorySink] = []
+    error = refused(data, tmp_path, opened=opened)
+    # THEN it is a zip bomb, stopped within the first inflated chunk, and its sink is dropped
+    assert error.reason == Reason.BUNDLE_TOO_LARGE
+    assert "inflates past the 1000 bytes its zip entry declares" in error.message
+    assert error.file == CSV_NAME
+    (sink,) = opened
+    assert sink.aborted and sink.committed is None
+    assert len(sink.data) <= 1000
+
+
+def test_a_member_declaring_a_bomb_ratio_is_refused_unopened(tmp_path: Path):
+    # GIVEN 64 MiB of one byte, compressed about a thousand times
+    header = ",".join(field_names()).encode() + b"\n"
+    data = bomb_bundle(header + b"\n" * (64 << 20))
+    # WHEN validated with a ratio limit of 100
+    opened: list[MemorySink] = []
+    error = refused(data, tmp_path, limit=1 << 30, opened=opened)
+    # THEN it is refused from its declared sizes, naming the setting, before any sink is opened
+    assert error.reason == Reason.BUNDLE_TOO_LARGE
+    assert "MOVIEPIPE_MAX_UNZIP_RATIO" in error.message
+    assert opened == []
+
+
+def test_a_bomb_lying_about_its_size_within_the_ratio_is_stopped_by_the_ratio(tmp_path: Path):
+    # GIVEN a member that declares a size the ratio allows (2 MiB for ~64 KiB) but inflates to 64 MiB
+    header = ",".join(field_names()).encode() + b"\n"
+    bundle = bomb_bundle(header + b"\n" * (64 << 20))
+    data = lying_about_size(bundle, CSV_NAME, 64 << 20)  # honest so far: the declared ratio refuses it
+    assert refused(data, tmp_path, limit=1 << 30).reason == Reason.BUNDLE_TOO_LARGE
+    data = lying_about_size(bundle, CSV_NAME, 100)
+    error = refused(data, tmp_path, limit=1 << 30)
+    assert error.reason == Reason.BUNDLE_TOO_LARGE
+    assert "inflates past" in error.message
+
+
+def test_the_bundle_limit_counts_inflated_bytes_not_declared_ones(tmp_path: Path):
+    # GIVEN a bundle limit of 4 MiB and a CSV that declares 1 KB but inflates to 6 MiB of text
+    header = ",".join(field_names()).encode() + b"\n"
+    data = lying_about_size(bomb_bundle(header + b"x,y\n" * (6 << 18)), CSV_NAME, 3 << 20)
+    error = refused(data, tmp_path, limit=4 << 20, ratio=10_000)
+    assert error.reason == Reason.BUNDLE_TOO_LARGE
+    assert "MOVIEPIPE_MAX_UNZIPPED_BYTES" in error.message or "inflates past" in error.message
+
+
+def test_a_failed_bundle_aborts_every_sink_it_opened(tmp_path: Path):
+    # GIVEN a bundle whose Parquet file (read after the CSV) is not Parquet
+    files = stamp(
+        {**bundle_files(movies(2), extract_id=EXTRACT_ID), PARQUET_NAME: b"not parquet"},
+        extract_id=EXTRACT_ID,
+    )
+    opened: list[MemorySink] = []
+    refused(zip_bundle(files), tmp_path, opened=opened)
+    # THEN the CSV's sink, which passed, is aborted too: nothing of the bundle is kept
+    assert len(opened) == 2
+    assert all(sink.aborted and sink.committed is None for sink in opened)
+
+
+# -- counting CSV records as csv.reader does ------------------------------------------------------------
+def _records_by_csv_module(data: bytes) -> int:
+    text = io.TextIOWrapper(io.BytesIO(data), encoding="utf-8", newline="")
+    return sum(1 for record in csv.reader(text) if record)
+
+
+def _random_csv(rng: random.Random) -> bytes:
+    def field() -> str:
+        if rng.random() < 0.3:
+            inside = ["x", "\n", '""', ",", "\r\n", " ", "é"]
+            return '"' + "".join(rng.choice(inside) for _ in range(rng.randint(0, 4))) + '"'
+        return "".join(rng.choice(["x", "y", " ", "ü"]) for _ in range(rng.randint(0, 3)))
+
+    lines = []
+    for _ in range(rng.randint(0, 8)):
+        lines.append("" if rng.random() < 0.15 else ",".join(field() for _ in range(rng.randint(1, 3))))
+    if lines and rng.random() < 0.1:
+        lines[rng.randrange(len(lines))] += "a 5'10\" man"  # a quote inside an unquoted field
+    end = rng.choice(["\n", "\r\n", "\r"])
+    return (end.join(lines) + (end if rng.random() < 0.5 else "")).encode()
+
+
+def test_the_fast_record_count_agrees_with_the_csv_module_or_says_it_cannot():
+    # GIVEN thousands of random CSVs (quoted line breaks, CRLF, lone CR, blank lines, stray quotes), each
+    # fed in random small chunks
+    rng = random.Random(20261205)
+    irregular = 0
+    for _ in range(5000):
+        data = _random_csv(rng)
+        counter = CsvRecords()
+        at = 0
+        while at < len(data):
+            size = rng.randint(1, 9)
+            counter.feed(data[at : at + size])
+            at += size
+        expected = _records_by_csv_module(data)
+        # THEN the fast count is csv.reader's, unless it flagged the CSV irregular; then the slow one is
+        if counter.regular:
+            assert counter.records() == expected, data
+        else:
+            irregular += 1
+            assert count_records_exactly([data]) == expected, data
+    assert 0 < irregular < 1000
+
+
+def test_a_stray_quote_in_an_unquoted_field_is_counted_exactly(tmp_path: Path):
+    # GIVEN a CSV with a quote inside an unquoted field (csv.reader keeps it as a character), before a
+    # quoted title with a line break in it
+    body = csv_bytes(movies(3)).replace(b",PG,", b',P"G,', 1)
+    assert b',P"G,' in body
+    counter = CsvRecords()
+    counter.feed(body)
+    assert not counter.regular
+    files = stamp({CSV_NAME: body}, extract_id=EXTRACT_ID, rows=3)
+    # WHEN validated THEN the manifest's 3 rows are found (the slow, exact count took over)
+    assert validate(zip_bundle(files), tmp_path).manifest.row_counts == {"extracted": 3}
