@@ -28,7 +28,7 @@ from shared.manifest import CHUNK_BYTES, StreamDigest
 logger = logging.getLogger(__name__)
 
 TAIL_BYTES = 1 << 20
-PART_BYTES = 8 << 20
+PART_BYTES = 16 << 20
 """The size of an upload part (S3's minimum is 5 MiB); grown for objects that would need more parts."""
 MAX_PARTS = 10_000
 STREAM_RETRIES = 3

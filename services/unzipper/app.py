@@ -29,6 +29,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "quarantine": bucket_check(settings, "quarantine"),
             "queue": queue_check(settings, STAGE),
             "progress": table_check(settings),
+            "idempotency": table_check(settings, settings.idempotency_table),
         },
     )
 

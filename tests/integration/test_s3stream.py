@@ -71,8 +71,8 @@ def test_an_object_replaced_while_read_fails_instead_of_mixing_versions(s3, buck
 
 
 def test_a_writer_shows_nothing_until_it_commits_then_the_whole_object(s3, bucket):
-    # GIVEN a writer fed 20 MiB in odd-sized pieces (three parts)
-    data = os.urandom(20 << 20)
+    # GIVEN a writer fed 40 MiB in odd-sized pieces (three parts)
+    data = os.urandom(40 << 20)
     writer = S3ObjectWriter(s3, bucket, "out/big.csv", content_type="text/csv")
     for at in range(0, len(data), 3_000_001):
         writer.write(data[at : at + 3_000_001])
@@ -88,7 +88,7 @@ def test_a_writer_shows_nothing_until_it_commits_then_the_whole_object(s3, bucke
 
 def test_an_aborted_writer_leaves_nothing_behind(s3, bucket):
     writer = S3ObjectWriter(s3, bucket, "out/dropped.csv")
-    writer.write(os.urandom(18 << 20))
+    writer.write(os.urandom(40 << 20))
     writer.abort()
     assert "Contents" not in s3.list_objects_v2(Bucket=bucket, Prefix="out/")
     assert "Uploads" not in s3.list_multipart_uploads(Bucket=bucket)
