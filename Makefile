@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test install lint format up down bench compose-config clean check-java
+.PHONY: run test test-containers install lint format up down bench compose-config clean check-java
 
 check-java:
 	@command -v java >/dev/null 2>&1 || { \
@@ -30,6 +30,11 @@ test: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/pytest
+
+## make test-containers: build the images with podman, run the compose stack on them, one IMDb extract
+## end to end, then tear it all down (needs root, podman, debootstrap, docker-compose: see .ci/run).
+test-containers:
+	bash deploy/containers/test.sh
 
 lint: install
 	$(BIN)/ruff check .

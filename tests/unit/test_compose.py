@@ -31,8 +31,49 @@ def test_compose_runs_every_component_with_a_health_check():
 
 def test_the_dashboard_starts_once_the_warehouse_and_the_loader_are_healthy():
     dashboard = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]["dashboard"]
-    assert "services.dashboard.app:app" in dashboard["command"] and "8000" in dashboard["command"]
+    assert dashboard["command"] == "dashboard"
     assert dashboard["ports"] == ["8000:8000"]
     assert dashboard["depends_on"]["warehouse"]["condition"] == "service_healthy"
     assert dashboard["depends_on"]["loader"]["condition"] == "service_healthy"
     assert "8000/health" in dashboard["healthcheck"]["test"][1]
+
+
+def _stages() -> dict[str, str]:
+    """The Dockerfile's stages by name, each as its text."""
+    text = (ROOT / "deploy" / "Dockerfile").read_text()
+    stages: dict[str, str] = {}
+    name = None
+    for line in text.splitlines():
+        if line.startswith("FROM "):
+            name = line.split(" AS ")[-1].strip()
+            stages[name] = ""
+        if name:
+            stages[name] += line + "\n"
+    return stages
+
+
+def test_the_images_run_as_a_user_with_a_health_check_and_java_only_where_spark_runs():
+    stages = _stages()
+    assert list(stages) == ["build", "app", "spark"]
+    dockerfile = (ROOT / "deploy" / "Dockerfile").read_text()
+    assert "ARG BASE_IMAGE=python:3.11-slim-bookworm" in dockerfile
+    for name in ("app", "spark"):
+        users = [line.split()[1] for line in stages[name].splitlines() if line.startswith("USER ")]
+        assert users and users[-1] == "moviepipe"
+    assert "HEALTHCHECK" in stages["app"] and "ENTRYPOINT" in stages["app"]
+    assert "openjdk" in stages["spark"] and "openjdk" not in stages["app"] + stages["build"]
+    # extra CA certificates reach the build stage only
+    assert "EXTRA_CA_CERTS" not in stages["app"] + stages["spark"]
+    assert "secret" not in stages["app"] + stages["spark"]
+
+
+def test_every_compose_component_is_a_command_the_entrypoint_knows():
+    services = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+    entrypoint = (ROOT / "deploy" / "entrypoint.sh").read_text()
+    for name, service in services.items():
+        assert f"  {service['command']})" in entrypoint, name
+    assert services["transformer"]["image"] == "moviepipe:spark"
+    assert {service.get("image", "moviepipe:app") for name, service in services.items()} == {
+        "moviepipe:app",
+        "moviepipe:spark",
+    }
