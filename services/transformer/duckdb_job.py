@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
 
 from services.transformer.counts import TransformCounts, verified
 from services.transformer.movies_csv import read_lines
@@ -27,6 +28,8 @@ from shared.transform import (
     to_duckdb,
 )
 
+BATCH_ROWS = 8192
+"""Rows per Arrow batch handed to DuckDB: it scans batches in parallel, one big chunk on one thread."""
 CSV_OPTIONS = "FORMAT CSV, HEADER TRUE, DELIMITER ',', QUOTE '\"', ESCAPE '\"', NULLSTR '', COMMENT ''"
 """The archive's CSV as ``COPY`` writes it, byte for byte as Spark writes it: empty = null, ``""`` = the
 empty string, and no comment character (else a value holding ``#`` would be quoted)."""
@@ -60,18 +63,22 @@ def transform(
         extract_id, extracted_at, year_horizon, min_votes=min_votes, mean_rating=mean_rating
     )
     raw = read_lines(Path(input_path))
-    with duckdb.connect(config={"threads": threads}) as connection:
+    raw = pa.Table.from_batches(raw.to_batches(max_chunksize=BATCH_ROWS), raw.schema)
+    with duckdb.connect(config={"threads": threads, "preserve_insertion_order": True}) as connection:
         connection.register("raw_rows", raw)
-        # One table of every row, checked and ranked (a reject has no rank): clean rows, rejects and
-        # counts are read from it, and the checks run once.
+        # One table of every row, checked and ranked (a reject has no rank), stored in input order:
+        # clean rows, rejects and counts are read from it in that order, and the checks run once.
         checked = f"({checked_query('raw_rows', rules)}) checked"
-        connection.execute(f"CREATE TEMP TABLE ranked AS {to_duckdb(ranked_query(checked))}")
+        ranked = f"SELECT * FROM ({to_duckdb(ranked_query(checked))}) ORDER BY {ROW}"
+        connection.execute(f"CREATE TEMP TABLE ranked AS {ranked}")
         totals = connection.execute(to_duckdb(f"SELECT {_aggregates(COUNTS)} FROM ranked")).fetchone()
+        # Read in that order without sorting again: a filter keeps it, and so does the clean rows' one
+        # window (the batch's mean rating, over no partition and no order: DuckDB keeps insertion order).
         clean = clean_query("ranked", rules)
         for role, query in (("movies", clean), ("rejects", rejects_query("ranked", extract_id))):
             folder = Path(output) / role
             folder.mkdir(parents=True, exist_ok=True)
-            ordered = f"SELECT * EXCLUDE ({ROW}) FROM ({to_duckdb(query)}) ORDER BY {ROW}"
-            connection.execute(f"COPY ({ordered}) TO {_path(folder / 'part-00000.csv')} ({CSV_OPTIONS})")
+            rows = f"SELECT * EXCLUDE ({ROW}) FROM ({to_duckdb(query)})"
+            connection.execute(f"COPY ({rows}) TO {_path(folder / 'part-00000.csv')} ({CSV_OPTIONS})")
     counts = TransformCounts.from_dict(dict(zip(COUNTS, totals, strict=True)))
     return verified(counts, extract_id=extract_id, expected_rows=expected_rows)
