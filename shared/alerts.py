@@ -279,10 +279,17 @@ _topic_arns: dict[tuple[str, str, str | None], str] = {}
 
 
 def _topic_arn(settings: Settings) -> str:
+    """The alerts topic's ARN, from its name and the account the credentials belong to.
+
+    ``GetCallerIdentity`` needs no permission, so a service is granted ``sns:Publish`` on the topic and
+    nothing more; the topic itself is made by provisioning (locally) or the stack (in AWS).
+    """
     cache_key = (settings.alerts_topic, settings.region, settings.aws_endpoint_url)
     if cache_key not in _topic_arns:
-        # CreateTopic is idempotent and answers with the ARN, which saves configuring it per environment.
-        _topic_arns[cache_key] = client("sns", settings).create_topic(Name=settings.alerts_topic)["TopicArn"]
+        sts = client("sts", settings)
+        account = sts.get_caller_identity()["Account"]
+        arn = f"arn:{sts.meta.partition}:sns:{settings.region}:{account}:{settings.alerts_topic}"
+        _topic_arns[cache_key] = arn
     return _topic_arns[cache_key]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import ClassVar
 
 from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -13,6 +14,11 @@ STAGES = ("extractor", "unzipper", "transformer", "loader")
 
 class Settings(BaseSettings):
     """Settings shared by every stage; a service subclasses it for its own knobs."""
+
+    secrets: ClassVar[tuple[str, ...]] = ()
+    """The secret settings this service cannot run without: outside ``local`` each must be set, and not
+    to the local stand-in's value. A service needing none (the unzipper, the transformer) is never given
+    one (``deploy/aws/environment.py``)."""
 
     model_config = SettingsConfigDict(
         env_prefix="MOVIEPIPE_", env_ignore_empty=True, extra="ignore", populate_by_name=True
@@ -61,10 +67,10 @@ class Settings(BaseSettings):
             # "local" means the local stack: never fall through to a real AWS account by accident.
             if not self.aws_endpoint_url:
                 self.aws_endpoint_url = f"http://{self.host}:{self.moto_port}"
-        elif not self.api_token:
-            raise ValueError("MOVIEPIPE_API_TOKEN must be set outside the local environment")
-        elif self.warehouse_password == LOCAL_SECRET:
-            raise ValueError("MOVIEPIPE_WAREHOUSE_PASSWORD must be set outside the local environment")
+        else:
+            for name in self.secrets:
+                if getattr(self, name) in (None, "", LOCAL_SECRET):
+                    raise ValueError(f"MOVIEPIPE_{name.upper()} must be set outside the local environment")
         return self
 
     # -- names derived from the prefix (DESIGN.md: the contracts) --------------------------------

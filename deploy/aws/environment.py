@@ -29,9 +29,8 @@ API_TOKEN_SECRET = "ApiTokenSecret"
 WAREHOUSE_SECRET = "WarehouseSecret"
 WAREHOUSE_KEYS = {"warehouse_account": "account", "warehouse_user": "user", "warehouse_password": "password"}
 """Which key of the Snowflake secret (JSON) each setting is read from."""
-NOT_USED = "not-used-by-this-service"
-"""What a service that never uses a secret is given instead: outside ``local``, ``shared/settings.py``
-refuses to start without an API token and with the local warehouse password, in every service."""
+SECRET_SETTINGS = {API_TOKEN: ("api_token",), WAREHOUSE: tuple(WAREHOUSE_KEYS)}
+"""The settings each secret fills in."""
 
 
 def variable(settings: type[Settings], field: str) -> str:
@@ -66,15 +65,19 @@ def warehouse_values() -> dict[str, Any]:
 
 
 def service_values(service: Service, *, lambda_runtime: bool = False) -> dict[str, Any]:
-    """Plain settings of ``service``: shared, its own, where Snowflake is, stand-ins for unused secrets."""
+    """Plain settings of ``service``: shared, its own, and where Snowflake is if it talks to Snowflake."""
+    missing = [
+        name
+        for name in SETTINGS[service.name].secrets
+        if not any(name in SECRET_SETTINGS[secret] for secret in service.secrets)
+    ]
+    if missing:
+        # The service would refuse to start: its settings class needs a secret it is not given.
+        raise ValueError(f"the {service.name} needs secret setting(s) {', '.join(missing)} it is not given")
     values = shared_values(lambda_runtime=lambda_runtime)
     values.update(dict(service.environment))
     if WAREHOUSE in service.secrets:
         values.update(warehouse_values())
-    else:
-        values["warehouse_password"] = NOT_USED
-    if API_TOKEN not in service.secrets:
-        values["api_token"] = NOT_USED
     return values
 
 

@@ -16,8 +16,8 @@ from deploy.aws import iam
 from deploy.aws.intrinsics import get_att, log_group_arn, ref, sub
 from deploy.aws.workloads import glue_assets, glue_database, glue_job_grants, glue_job_name
 from services.transformer.glue_assets import GLUE_VERSION, GlueAssets
-from services.transformer.glue_job import GLUE_CONF_ARGUMENT
 from services.transformer.settings import TransformerSettings
+from services.transformer.spark_conf import GLUE_CONF_ARGUMENT
 from shared.settings import Settings
 
 GLUE_JOB = "GlueJob"

@@ -42,7 +42,7 @@ DYNAMODB_ACTIONS = {
     READ: ["dynamodb:DescribeTable", "dynamodb:GetItem", "dynamodb:Query"],
     WRITE: ["dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"],
 }
-SNS_ACTIONS = ["sns:Publish", "sns:CreateTopic"]
+SNS_ACTIONS = ["sns:Publish"]
 GLUE_JOB_ACTIONS = [
     "glue:GetJob",
     "glue:StartJobRun",

@@ -53,8 +53,7 @@ class Grants:
     queues: tuple[QueueGrant, ...] = ()
     tables: tuple[TableGrant, ...] = ()
     topics: tuple[str, ...] = ()
-    """Topics it publishes alerts to (``shared.alerts`` also calls the idempotent ``CreateTopic`` to learn
-    the ARN)."""
+    """Topics it publishes alerts to (``shared.alerts`` finds the ARN from the name and the account)."""
     glue_jobs: tuple[str, ...] = ()
     """Glue jobs whose runs it starts, follows and stops (``services/transformer/runner.py``)."""
     glue_databases: tuple[str, ...] = ()

@@ -8,6 +8,8 @@ from shared.settings import Settings
 class DashboardSettings(Settings):
     """Settings of the dashboard (environment prefix ``MOVIEPIPE_``)."""
 
+    secrets = ("warehouse_password",)
+
     dashboard_cache_seconds: float = 5.0
     """A page's data is read again at most this often; 0 reads on every request."""
     dashboard_section_timeout_seconds: float = 4.0

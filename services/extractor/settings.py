@@ -10,6 +10,8 @@ from shared.settings import Settings
 class ExtractorSettings(Settings):
     """Settings of the extractor (environment prefix ``MOVIEPIPE_``)."""
 
+    secrets = ("api_token",)
+
     batch_rows: int = 30_000
     """Rows read from a source, and written to the bundle, at a time."""
 

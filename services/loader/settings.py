@@ -8,6 +8,8 @@ from shared.settings import Settings
 class LoaderSettings(Settings):
     """Settings of the loader (environment prefix ``MOVIEPIPE_``)."""
 
+    secrets = ("warehouse_password",)
+
     archive_storage_integration: str | None = None
     """Snowflake storage integration the archive stage reads S3 through (AWS); none locally."""
 

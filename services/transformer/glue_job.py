@@ -37,6 +37,7 @@ from services.transformer.archive import (
 )
 from services.transformer.counts import TransformCounts, verified
 from services.transformer.movies_csv import header_columns
+from services.transformer.spark_conf import GLUE_CONF_ARGUMENT, LAUNCH_CONF, SPARK_CONF
 from shared.manifest import Manifest
 from shared.schema import MOVIE_FIELDS, Field, field_names, spark_schema
 from shared.transform import (
@@ -52,7 +53,17 @@ from shared.transform import (
     rejects_query,
 )
 
-__all__ = ["CleanedMovies", "JobArguments", "TransformCounts", "clean_movies", "header_columns", "main"]
+__all__ = [
+    "GLUE_CONF_ARGUMENT",
+    "LAUNCH_CONF",
+    "SPARK_CONF",
+    "CleanedMovies",
+    "JobArguments",
+    "TransformCounts",
+    "clean_movies",
+    "header_columns",
+    "main",
+]
 
 JOB_ARGUMENTS = ("input_path", "output_path", "extract_id", "source", "extracted_at", "expected_rows")
 """The job's arguments, by the names Glue passes them (``--input_path`` …) and argparse parses them."""
@@ -75,26 +86,6 @@ CHOICES = {
 """``s3_io``: who reads and writes ``s3://`` paths. ``spark``: the executors (Glue's S3 connector);
 ``boto3``: the driver stages the input in and the archive out (plain pyspark, which has no S3
 connector, or a small run); ``auto``: ``spark`` inside Glue, ``boto3`` elsewhere."""
-
-SPARK_CONF = {
-    "spark.sql.ansi.enabled": "false",
-    # When a stage turns out empty (a batch with no clean row), adaptive execution replaces the rest of
-    # the plan with an empty relation and drops the observation of the counts with it: its get() would
-    # then wait forever.
-    "spark.sql.adaptive.optimizer.excludedRules": (
-        "org.apache.spark.sql.execution.adaptive.AQEPropagateEmptyRelation"
-    ),
-}
-"""Session settings the job's semantics depend on (ANSI mode is off in Spark 3.5 but on in 4.x)."""
-
-JVM_OPTIONS = "-XX:-DontCompileHugeMethods"
-"""The transform's generated code has methods over HotSpot's 8,000-byte limit for compiling them, so
-by default they stay interpreted; compiling them halves the job's time (1,000,000 rows, warm: 46 s → 23 s
-on the 2-core bench machine). Set where this process starts the JVM; a Glue job takes it as ``--conf``."""
-LAUNCH_CONF = {"spark.driver.extraJavaOptions": JVM_OPTIONS, "spark.executor.extraJavaOptions": JVM_OPTIONS}
-"""Settings that only take effect when the JVM starts."""
-GLUE_CONF_ARGUMENT = " --conf ".join(f"{key}={value}" for key, value in LAUNCH_CONF.items())
-"""``LAUNCH_CONF`` as a Glue job's ``--conf`` argument (Glue reads further pairs joined by ``--conf``)."""
 
 CSV_READ_OPTIONS = {"header": "true", "quote": '"', "escape": '"', "encoding": "UTF-8", "multiLine": "false"}
 CSV_WRITE_OPTIONS = {

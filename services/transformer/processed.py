@@ -10,7 +10,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from services.transformer.exceptions import InputMissing, ManifestUnreadable, StorageUnavailable
-from services.transformer.glue_job import header_columns
+from services.transformer.movies_csv import header_columns
 from services.transformer.runner import TransformJob
 from shared.aws import is_missing
 from shared.locations import ExtractLocation, manifest_location

@@ -20,8 +20,6 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
-from py4j.protocol import Py4JError
-from pyspark.errors import PySparkException
 
 from services.transformer import duckdb_job
 from services.transformer.archive import S3Target, archive_prefix, publish_archive
@@ -36,8 +34,8 @@ from services.transformer.exceptions import (
     StorageUnavailable,
 )
 from services.transformer.glue_assets import GLUE_VERSION, AssetUploader, GlueAssets
-from services.transformer.glue_job import GLUE_CONF_ARGUMENT, LAUNCH_CONF, SPARK_CONF, transform
 from services.transformer.settings import TransformerSettings
+from services.transformer.spark_conf import GLUE_CONF_ARGUMENT, LAUNCH_CONF, SPARK_CONF
 from shared.aws import client, is_missing
 from shared.logs import log_event
 from shared.manifest import MANIFEST_NAME, Manifest, ManifestInvalid, file_digest, parse_manifest
@@ -223,15 +221,31 @@ class DuckDBRunner(StagedRunner):
         )
 
 
+def require_pyspark() -> None:
+    """Refuse, with what to do, where pyspark is not installed (the ``moviepipe:app`` image)."""
+    import importlib.util
+
+    if importlib.util.find_spec("pyspark") is None:
+        raise RuntimeError(
+            "the local Spark runner needs pyspark, which is not installed here: use the moviepipe:spark "
+            "image (or `pip install .[spark]`), or send large batches to Glue "
+            "(MOVIEPIPE_TRANSFORM_LARGE_RUNNER=glue) or every batch to DuckDB "
+            "(MOVIEPIPE_TRANSFORM_RUNNER=duckdb)"
+        )
+
+
 class LocalSparkRunner(StagedRunner):
     """Runs the job on one long-lived Spark session, started on first use (or by ``warm_up``).
 
-    Spark's s3a connector is not available locally, so files are staged (``StagedRunner``).
+    Spark's s3a connector is not available locally, so files are staged (``StagedRunner``). pyspark is
+    imported when the runner is made: a transformer without it refuses to start rather than fail its
+    first large batch.
     """
 
     engine = "spark"
 
     def __init__(self, settings: TransformerSettings, spark: Any = None):
+        require_pyspark()
         super().__init__(settings)
         self._spark = spark
         self._session_lock = threading.Lock()
@@ -250,6 +264,8 @@ class LocalSparkRunner(StagedRunner):
 
     def warm_up(self) -> None:
         """Start the session and run the job once on synthetic rows, so the first extract finds Spark warm."""
+        from services.transformer.glue_job import transform
+
         self._state = "warming up"
         try:
             with self._job_lock, tempfile.TemporaryDirectory(prefix="moviepipe-warm-up-") as tmp:
@@ -276,6 +292,11 @@ class LocalSparkRunner(StagedRunner):
             raise RuntimeError("Spark session stopped")
 
     def _transform(self, job: TransformJob, movies: Path, output: Path) -> TransformCounts:
+        from py4j.protocol import Py4JError
+        from pyspark.errors import PySparkException
+
+        from services.transformer.glue_job import transform
+
         try:
             return transform(
                 self.spark,

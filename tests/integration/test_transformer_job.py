@@ -10,7 +10,8 @@ import pytest
 
 from services.transformer.counts import TransformCounts
 from services.transformer.exceptions import InvalidHeader
-from services.transformer.glue_job import JVM_OPTIONS, clean_movies, main, read_movies
+from services.transformer.glue_job import clean_movies, main, read_movies
+from services.transformer.spark_conf import JVM_OPTIONS
 from shared.keys import movie_key, movie_key_sql
 from shared.manifest import Manifest, file_digest
 from shared.schema import field_names

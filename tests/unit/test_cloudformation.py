@@ -18,8 +18,8 @@ from deploy.aws import template
 from deploy.aws.environment import SETTINGS as SERVICE_SETTINGS
 from deploy.resources import ABANDONED_UPLOAD_DAYS, resources
 from services.transformer.glue_assets import GLUE_VERSION
-from services.transformer.glue_job import GLUE_CONF_ARGUMENT
 from services.transformer.settings import TransformerSettings
+from services.transformer.spark_conf import GLUE_CONF_ARGUMENT
 from shared.logs import JsonFormatter
 from shared.settings import STAGES, Settings
 
@@ -575,6 +575,20 @@ def test_each_service_starts_in_prod_with_the_environment_and_only_the_secrets_i
         assert started.warehouse_password == "secret-moviepipe_warehouse_password"
         assert (started.warehouse_protocol, started.warehouse_port) == ("https", 443)
         assert started.warehouse_host.endswith(".snowflakecomputing.com")
+
+
+def test_a_service_not_given_a_secret_its_settings_require_fails_the_generator():
+    # GIVEN the loader's workload as declared, but without the Snowflake secret
+    from dataclasses import replace
+
+    from deploy.aws.environment import service_values
+    from deploy.aws.workloads import loader as loader_workload
+
+    loader = loader_workload(Settings())
+
+    # WHEN its environment is generated THEN the generator refuses, naming the setting
+    with pytest.raises(ValueError, match=r"loader needs secret setting.*warehouse_password"):
+        service_values(replace(loader, secrets=()))
 
 
 def test_the_transformer_submits_the_glue_job_the_template_defines(cfn, settings):

@@ -52,19 +52,36 @@ def _stages() -> dict[str, str]:
     return stages
 
 
-def test_the_images_run_as_a_user_with_a_health_check_and_java_only_where_spark_runs():
+def test_the_images_run_as_a_user_with_a_health_check_and_java_and_pyspark_only_where_spark_runs():
     stages = _stages()
-    assert list(stages) == ["build", "app", "spark"]
+    assert list(stages) == ["build", "build-spark", "runtime", "app", "spark"]
     dockerfile = (ROOT / "deploy" / "Dockerfile").read_text()
     assert "ARG BASE_IMAGE=python:3.11-slim-bookworm" in dockerfile
     for name in ("app", "spark"):
+        assert stages[name].startswith("FROM runtime AS")
         users = [line.split()[1] for line in stages[name].splitlines() if line.startswith("USER ")]
         assert users and users[-1] == "moviepipe"
-    assert "HEALTHCHECK" in stages["app"] and "ENTRYPOINT" in stages["app"]
+    assert "HEALTHCHECK" in stages["runtime"] and "ENTRYPOINT" in stages["runtime"]
     assert "openjdk" in stages["spark"] and "openjdk" not in stages["app"] + stages["build"]
-    # extra CA certificates reach the build stage only
-    assert "EXTRA_CA_CERTS" not in stages["app"] + stages["spark"]
-    assert "secret" not in stages["app"] + stages["spark"]
+    # pyspark only in the Spark image: app copies the environment built without it
+    assert "COPY --from=build /opt/moviepipe" in stages["app"]
+    assert "COPY --from=build-spark /opt/moviepipe" in stages["spark"]
+    build_steps = [line for line in stages["build"].splitlines() if not line.startswith("#")]
+    assert not [line for line in build_steps if "pyspark" in line]
+    # extra CA certificates reach the build stages only
+    published = stages["runtime"] + stages["app"] + stages["spark"]
+    assert "EXTRA_CA_CERTS" not in published and "secret" not in published and "pip-install" not in published
+
+
+def test_the_spark_image_installs_the_pyspark_pyproject_pins():
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    dockerfile = (ROOT / "deploy" / "Dockerfile").read_text()
+    (pin,) = project["optional-dependencies"]["spark"]
+    assert pin.startswith("pyspark==")
+    assert f"ARG PYSPARK_VERSION={pin.removeprefix('pyspark==')}" in dockerfile
+    assert not any(dependency.startswith("pyspark") for dependency in project["dependencies"])
 
 
 def test_every_compose_component_is_a_command_the_entrypoint_knows():

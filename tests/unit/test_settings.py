@@ -26,10 +26,23 @@ def test_environment_variables_are_read(monkeypatch):
     assert settings.aws_endpoint_url == "http://example.invalid:1"
 
 
-def test_outside_local_default_secrets_are_refused(monkeypatch):
+def test_outside_local_a_service_refuses_to_start_without_its_own_secrets(monkeypatch):
+    from services.dashboard.settings import DashboardSettings
+    from services.extractor.settings import ExtractorSettings
+    from services.loader.settings import LoaderSettings
+    from services.transformer.settings import TransformerSettings
+    from services.unzipper.settings import UnzipperSettings
+
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    with pytest.raises(ValueError, match="MOVIEPIPE_API_TOKEN"):
-        Settings(environment="prod")
-    with pytest.raises(ValueError, match="MOVIEPIPE_WAREHOUSE_PASSWORD"):
-        Settings(environment="prod", api_token="x")
-    assert Settings(environment="prod", api_token="x", warehouse_password="y").aws_endpoint_url is None
+    with pytest.raises(ValueError, match="MOVIEPIPE_API_TOKEN must be set"):
+        ExtractorSettings(environment="prod")
+    for warehouse_user in (LoaderSettings, DashboardSettings):
+        with pytest.raises(ValueError, match="MOVIEPIPE_WAREHOUSE_PASSWORD must be set"):
+            warehouse_user(environment="prod")
+        with pytest.raises(ValueError, match="MOVIEPIPE_WAREHOUSE_PASSWORD must be set"):
+            warehouse_user(environment="prod", warehouse_password="local")  # the stand-in's password
+        assert warehouse_user(environment="prod", warehouse_password="y").aws_endpoint_url is None
+    assert ExtractorSettings(environment="prod", api_token="x").aws_endpoint_url is None
+    # The unzipper and the transformer use neither secret, and are given neither.
+    assert UnzipperSettings(environment="prod").api_token is None
+    assert TransformerSettings(environment="prod").warehouse_password == "local"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -155,3 +156,32 @@ def test_auto_can_send_large_batches_to_glue(monkeypatch):
     # WHEN / THEN small batches stay in process on DuckDB, large ones become Glue job runs
     assert isinstance(auto.runner_for(JOB), DuckDBRunner)
     assert isinstance(auto.runner_for(replace(JOB, extracted=1_000_000)), GlueRunner)
+
+
+def test_every_service_but_local_spark_runs_without_pyspark():
+    """The ``moviepipe:app`` image has no pyspark: every service imports without it, the transformer too
+    when Spark work goes to Glue or everything to DuckDB; asked for local Spark, it refuses to start."""
+    import subprocess
+    import sys
+
+    code = """
+import sys
+sys.modules["pyspark"] = None  # as if not installed: importing it raises ImportError
+sys.modules["py4j"] = None
+import services.extractor.app, services.unzipper.app, services.loader.app, services.dashboard.app
+import services.transformer.app
+from services.transformer.runner import make_runner
+from services.transformer.settings import TransformerSettings
+make_runner(TransformerSettings(transform_runner="duckdb"))
+try:
+    make_runner(TransformerSettings(transform_large_runner="local"))
+except RuntimeError as exc:
+    print(exc)
+"""
+    environment = {"MOVIEPIPE_TRANSFORM_LARGE_RUNNER": "glue", "PATH": "/usr/bin:/bin"}
+    root = Path(__file__).resolve().parents[2]
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=root, env=environment, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    assert "the local Spark runner needs pyspark, which is not installed here" in result.stdout
