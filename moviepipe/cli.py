@@ -52,17 +52,29 @@ def _fail(message: str, code: int = 1) -> typer.Exit:
 @app.command()
 def up(
     detach: Annotated[bool, typer.Option("--detach", "-d", help="Run in the background and return.")] = False,
+    replicas: Annotated[
+        str | None,
+        typer.Option(
+            "--replicas",
+            help="Copies of each stage's service on the same queues: a count (2) or per stage "
+            "(unzipper=3,loader=2). Replica k listens on the stage's port + 10*(k-1).",
+        ),
+    ] = None,
 ) -> None:
-    """Start the local stack: moto (S3/SQS/SNS/DynamoDB/Glue), the warehouse, the four services."""
+    """Start the local stack: moto (S3/SQS/SNS/DynamoDB/Glue), the warehouse, the four services.
+
+    A service that dies is started again after a back-off; one that keeps dying raises an alert.
+    """
     settings = _settings()
     try:
+        counts = stack.parse_replicas(replicas)
         if detach:
-            pid = stack.start_detached(settings, _step)
+            pid = stack.start_detached(settings, _step, replicas)
             console.print(f"[green]stack is up[/green] (pid {pid}); logs in {stack.log_dir(settings)}")
             _print_endpoints(settings)
             return
         console.print("starting the local stack; Ctrl-C stops it")
-        code = stack.run_foreground(settings, _step)
+        code = stack.run_foreground(settings, _step, counts)
     except stack.StackError as exc:
         raise _fail(str(exc)) from exc
     raise typer.Exit(code)
@@ -221,12 +233,19 @@ def seed_scaled(
 
 @app.command()
 def status(extract_id: Annotated[str | None, typer.Argument(help="An extract id; omit for recent.")] = None):
-    """Show an extract's progress through every stage, or the recent extracts."""
-    client = ExtractorClient(_settings())
+    """Show an extract's progress through every stage; without one, the stack's processes and the recent
+    extracts."""
+    settings = _settings()
+    client = ExtractorClient(settings)
     try:
         if extract_id:
             console.print(_stage_table(client.extract(extract_id)))
             return
+        state = stack.read_state(settings)
+        if state is None:
+            console.print(f"no stack is running from {settings.home}")
+        else:
+            console.print(_process_table(state))
         table = Table(title="recent extracts")
         for column in ("extract_id", "source", "status", "requested_at"):
             table.add_column(column)
@@ -237,6 +256,24 @@ def status(extract_id: Annotated[str | None, typer.Argument(help="An extract id;
         console.print(table)
     except ApiError as exc:
         raise _fail(str(exc)) from exc
+
+
+def _process_table(state: dict) -> Table:
+    table = Table(title=f"local stack (supervisor pid {state['pid']})")
+    for column in ("process", "pid", "port", "state", "up (s)", "restarts", "last exit"):
+        table.add_column(column)
+    for process in state["processes"]:
+        colour = {"running": "green", "restarting": "yellow"}.get(process["state"], "red")
+        table.add_row(
+            process["name"],
+            str(process["pid"] or "-"),
+            str(process["port"]),
+            f"[{colour}]{process['state']}[/{colour}]",
+            f"{time.time() - process['started_at']:.0f}" if process["started_at"] else "-",
+            str(process["restarts"]),
+            str(process["last_exit"] if process["last_exit"] is not None else "-"),
+        )
+    return table
 
 
 @app.command()
@@ -445,7 +482,8 @@ def bench(
     only: Annotated[
         list[str] | None,
         typer.Option(
-            help="Run only these sections: end_to_end, dashboard, transform, extractor, loader (repeatable)."
+            help="Run only these sections (repeatable): end_to_end, dashboard, transform, extractor, "
+            "unzip, loader, restart, containers."
         ),
     ] = None,
     extractor_rows: Annotated[int, typer.Option(help="Rows of the scaled PostgreSQL source.")] = 1_000_000,

@@ -118,6 +118,12 @@ class QueueConsumer:
         started = time.monotonic()
         try:
             result = await asyncio.to_thread(self.handler, event, None)
+        except asyncio.CancelledError:
+            # The service is stopping before the batch finished: let its messages go at once, for the
+            # next worker (or this one, started again) rather than after the visibility timeout.
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self._release(sqs, queue_url, messages))
+            raise
         except Exception:
             # Nothing is deleted: every message of the batch comes back after its visibility timeout.
             self.metrics.messages.labels("failed").inc(len(messages))
@@ -160,6 +166,16 @@ class QueueConsumer:
                     await asyncio.to_thread(self._alert_dead_lettered, message, receive_count)
         self.metrics.messages.labels("succeeded").inc(len(done))
         self.metrics.messages.labels("failed").inc(len(retry))
+
+    async def _release(self, sqs: Any, queue_url: str, messages: list[dict[str, Any]]) -> None:
+        await sqs.change_message_visibility_batch(
+            QueueUrl=queue_url,
+            Entries=[
+                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": 0}
+                for i, m in enumerate(messages)
+            ],
+        )
+        log_event(logger, "batch_released", "stopping mid-batch: messages released", count=len(messages))
 
     def _alert_dead_lettered(self, message: dict[str, Any], receive_count: int) -> None:
         """The message failed its last allowed receive: the queue's redrive moves it to the DLQ next."""

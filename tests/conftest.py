@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -43,9 +44,10 @@ def wait_for_http(url: str, timeout: float = 30) -> None:
     raise TimeoutError(f"{url} did not answer within {timeout}s")
 
 
-@pytest.fixture(scope="session")
-def moto_endpoint() -> Iterator[str]:
-    """A real moto server process (S3, SQS, SNS, DynamoDB, Glue) on a free port."""
+@contextlib.contextmanager
+def moto_process() -> Iterator[str]:
+    """A real moto server process (S3, SQS, SNS, DynamoDB, Glue) on a free port; its endpoint. Stopping it
+    loses everything it held, as moto does."""
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
@@ -59,6 +61,13 @@ def moto_endpoint() -> Iterator[str]:
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[str]:
+    """One moto server for the whole session."""
+    with moto_process() as endpoint:
+        yield endpoint
 
 
 @pytest.fixture(scope="session")

@@ -1,7 +1,9 @@
 """The declared resources, applied to a real moto server: events reach the right queue, failures the DLQ."""
 
 import asyncio
+import contextlib
 import json
+import threading
 import time
 
 import pytest
@@ -119,3 +121,33 @@ def test_consumer_deletes_successes_and_dead_letters_repeated_failures(provision
     assert (alert["extract_id"], alert["source"]) == ("poison", "imdb")
     assert alert["replay"] == "moviepipe dlq redrive unzipper"
     the_email_of(provisioned, alert)
+
+
+def test_a_consumer_stopped_mid_batch_lets_its_messages_go_at_once(provisioned):
+    # GIVEN a consumer whose handler is still working on a batch
+    started = threading.Event()
+    finish = threading.Event()
+
+    def handler(event, context):
+        started.set()
+        finish.wait(30)
+        return {"batchItemFailures": []}
+
+    s3 = client("s3", provisioned)
+    s3.put_object(Bucket=provisioned.bucket("landing"), Key="imdb/slow.zip", Body=b"1")
+    consumer = QueueConsumer(provisioned, "unzipper", handler, StageMetrics(f"test_{provisioned.prefix}"))
+
+    # WHEN the service stops before the batch is done (its task cancelled, as a shutdown does)
+    async def run():
+        task = asyncio.create_task(consumer.run(asyncio.Event()))
+        while not started.is_set():
+            await asyncio.sleep(0.05)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        finish.set()  # the handler's thread ends too (a stopping process would just exit)
+
+    asyncio.run(run())
+
+    # THEN its message is visible again at once, not after the visibility timeout
+    assert created_keys(receive_all(provisioned, provisioned.queue("unzipper"), wait=2)) == ["imdb/slow.zip"]
