@@ -10,8 +10,10 @@ from __future__ import annotations
 import logging
 
 from fastapi import FastAPI
-from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_fixed
+from snowflake.connector.errors import DatabaseError
+from tenacity import retry, retry_if_exception, stop_after_delay, wait_random
 
+from services.loader.exceptions import CONFLICT_STATES
 from services.loader.handler import STAGE, Loader
 from services.loader.metrics import METRICS
 from services.loader.settings import LoaderSettings
@@ -26,6 +28,12 @@ logger = logging.getLogger(__name__)
 BOOTSTRAP_WAIT_SECONDS = 30
 
 
+def _worth_waiting_for(exc: BaseException) -> bool:
+    """The warehouse is away, or a concurrent bootstrap (another replica) won a race on its catalog."""
+    lost_race = isinstance(exc, DatabaseError) and exc.sqlstate in CONFLICT_STATES
+    return isinstance(exc, WarehouseUnavailable) or lost_race
+
+
 def create_app(settings: Settings | None = None, *, storage_integration: str | None = None) -> FastAPI:
     """The loader app for these settings (from the environment by default)."""
     if settings is None:
@@ -35,16 +43,19 @@ def create_app(settings: Settings | None = None, *, storage_integration: str | N
     loader = Loader(settings, METRICS, storage_integration=storage_integration, merge=merge)
 
     def bootstrap_at_startup() -> None:
-        """Bootstrap the warehouse, waiting a while for it; if it stays away, the first load tries again."""
+        """Bootstrap the warehouse, waiting a while for it, and trying again when another loader replica
+        bootstrapping at the same moment wins a race; if neither settles, the first load tries again."""
         wait = retry(
-            retry=retry_if_exception_type(WarehouseUnavailable),
+            retry=retry_if_exception(_worth_waiting_for),
             stop=stop_after_delay(BOOTSTRAP_WAIT_SECONDS),
-            wait=wait_fixed(1),
+            wait=wait_random(0.2, 1.5),
             reraise=True,
         )
         try:
             wait(loader.ensure_bootstrapped)()
-        except WarehouseUnavailable as exc:
+        except Exception as exc:
+            if not _worth_waiting_for(exc):
+                raise
             log_event(logger, "bootstrap_deferred", str(exc), level=logging.WARNING)
 
     return create_service(

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import functools
 import logging
+import random
 import threading
 import time
 from typing import Any
 
 from services.loader.bootstrap import bootstrap
 from services.loader.bundle import ArchiveBundle, read_bundle
-from services.loader.exceptions import BadBundle
+from services.loader.exceptions import BadBundle, LoadConflict
 from services.loader.load import LOAD_SKIPPED, LoadResult, load_bundle
 from services.loader.merge import merge_star
 from services.loader.metrics import METRICS, LoaderMetrics
@@ -36,6 +37,10 @@ from shared.warehouse import connect
 logger = logging.getLogger(__name__)
 
 STAGE = "loader"
+CONFLICT_ATTEMPTS = 10
+CONFLICT_WAIT_SECONDS = 5
+"""A load that loses a race to another loader is tried again, up to this many times, after a random wait
+that doubles up to this many seconds."""
 
 
 class Loader:
@@ -70,7 +75,7 @@ class Loader:
             log_event(logger, "object_ignored", "not an archive manifest", uri=created.uri)
             return
         try:
-            self._load(created)
+            self._load_through_conflicts(created)
         except Exception as exc:
             # Not a bad bundle (those are quarantined): the message comes back, and in the end dead-letters.
             logger.warning(
@@ -85,6 +90,28 @@ class Loader:
                 },
             )
             raise
+
+    def _load_through_conflicts(self, created: ObjectCreated) -> None:
+        """``_load``, again after a short random wait when another loader won a race on the same tables.
+
+        Loader replicas load and merge at the same time; where the warehouse aborts one of two concurrent
+        transactions (a serialization failure) the loser starts over. Every step is idempotent (the load
+        history skips files already copied; the merge takes whatever is loaded and not merged), so trying
+        again is safe, and it is done here rather than by the queue, whose few receives are for failures
+        that waiting does not cure.
+        """
+        for attempt in range(1, CONFLICT_ATTEMPTS + 1):
+            try:
+                self._load(created)
+                return
+            except LoadConflict as exc:
+                if attempt == CONFLICT_ATTEMPTS:
+                    raise
+                wait = random.uniform(0.1, min(CONFLICT_WAIT_SECONDS, 0.25 * 2**attempt))
+                log_event(
+                    logger, "load_conflict_retried", str(exc), attempt=attempt, wait_seconds=round(wait, 2)
+                )
+                time.sleep(wait)
 
     def _load(self, created: ObjectCreated) -> None:
         started = time.monotonic()
