@@ -30,23 +30,35 @@ class ObjectCreated:
 
 
 def objects_in_notification(notification: dict[str, Any]) -> list[ObjectCreated]:
-    """Objects named by one S3 notification; none for a test event or a non-creation event."""
+    """Objects named by one S3 notification; none for a test event or a non-creation event.
+
+    Anything else is not a notification this pipeline can act on: ``ValueError`` naming why, so the
+    message fails, is retried and ends in the dead-letter queue with an alert, never silently dropped.
+    """
+    if not isinstance(notification, dict):
+        raise ValueError(f"not an S3 event notification but a JSON {type(notification).__name__}")
     if "Records" not in notification:
-        return []
+        if notification.get("Event") == "s3:TestEvent":
+            return []
+        raise ValueError("not an S3 event notification: it has no Records and is no s3:TestEvent")
     found = []
-    for record in S3Event(notification).records:
-        if record.event_source != "aws:s3" or not record.event_name.startswith("ObjectCreated"):
-            continue
-        s3_object = record.s3.get_object
-        found.append(
-            ObjectCreated(
-                bucket=record.s3.bucket.name,
-                key=unquote_plus(s3_object.key),
-                size=s3_object.raw_event.get("size"),
-                etag=s3_object.raw_event.get("eTag"),
-                event_name=record.event_name,
+    try:
+        for record in S3Event(notification).records:
+            if record.event_source != "aws:s3" or not record.event_name.startswith("ObjectCreated"):
+                continue
+            s3_object = record.s3.get_object
+            found.append(
+                ObjectCreated(
+                    bucket=record.s3.bucket.name,
+                    key=unquote_plus(s3_object.key),
+                    size=s3_object.raw_event.get("size"),
+                    etag=s3_object.raw_event.get("eTag"),
+                    event_name=record.event_name,
+                )
             )
-        )
+    except (AttributeError, TypeError, KeyError) as exc:
+        reason = f"{type(exc).__name__}: {exc}"
+        raise ValueError(f"an S3 event record this pipeline cannot read ({reason})") from exc
     return found
 
 

@@ -97,6 +97,8 @@ def profile_problems(document: dict[str, Any]) -> list[str]:
         return [error.message for error in Package.metadata_validate(document)][:PROBLEMS_SHOWN]
     except FrictionlessException as exc:  # it raises, rather than reports, some malformed schemas
         return [exc.error.message]
+    except (TypeError, AttributeError, KeyError) as exc:  # and trips over others (a field that is null)
+        return [f"not a tabular data package the profile can read ({type(exc).__name__}: {exc})"]
 
 
 def parse_manifest(text: str | bytes) -> Manifest:
@@ -107,8 +109,16 @@ def parse_manifest(text: str | bytes) -> Manifest:
         document = json.loads(text)
     except (ValueError, UnicodeDecodeError) as exc:
         raise ManifestInvalid([f"not JSON ({exc})"]) from exc
+    except RecursionError as exc:
+        raise ManifestInvalid(["not JSON this pipeline reads (nested too deeply)"]) from exc
     if not isinstance(document, dict):
         raise ManifestInvalid([f"not a JSON object but {type(document).__name__}"])
+    try:
+        # Text that JSON allows but UTF-8 cannot hold (a lone surrogate, "\ud800") could not be written
+        # back by the stage that republishes the manifest.
+        json.dumps(document, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ManifestInvalid([f"holds text that is not valid Unicode ({exc.reason})"]) from exc
     problems = profile_problems(document)
     try:
         manifest = Manifest.model_validate(document)
