@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test test-containers install lint format up down bench compose-config clean check-java
+.PHONY: run test test-chaos test-containers install lint format up down bench compose-config clean check-java
 
 check-java:
 	@command -v java >/dev/null 2>&1 || { \
@@ -30,6 +30,12 @@ test: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/pytest
+
+## make test-chaos: the full chaos suite (tests/chaos): two replicas of every service, 20 extracts in flight,
+## one of them the 1,000,000-row scaled source in PostgreSQL, services killed at random. `make test` runs
+## a reduced version (4 IMDb extracts).
+test-chaos: install
+	MOVIEPIPE_CHAOS_EXTRACTS=20 MOVIEPIPE_CHAOS_SCALED_ROWS=1000000 $(BIN)/pytest -p no:cacheprovider tests/chaos
 
 ## make test-containers: build the images with podman, run the compose stack on them, one IMDb extract
 ## end to end, then tear it all down (needs root, podman, debootstrap, docker-compose: see .ci/run).
