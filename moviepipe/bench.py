@@ -13,6 +13,7 @@ import statistics
 import subprocess
 import tempfile
 import time
+from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -92,7 +93,17 @@ def versions() -> dict[str, str]:
     return found
 
 
-SECTIONS = ("end_to_end", "dashboard", "transform", "extractor", "unzip", "loader", "restart", "containers")
+SECTIONS = (
+    "end_to_end",
+    "dashboard",
+    "transform",
+    "extractor",
+    "unzip",
+    "loader",
+    "load",
+    "restart",
+    "containers",
+)
 LOADER_SIZES = (58_788, 1_000_000)
 
 
@@ -180,6 +191,11 @@ def run_bench(
             "measured_at": f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
             **run_loader_bench(settings, sizes=loader_rows or LOADER_SIZES, step=step),
         }
+    if "load" in sections:
+        report["load"] = {
+            "measured_at": f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
+            **run_load_bench(settings, step),
+        }
     if "restart" in sections:
         report["restart"] = {
             "measured_at": f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
@@ -190,6 +206,37 @@ def run_bench(
     Path(output).write_text(render(report))
     console.print(f"wrote {output} and {report_json}")
     return 0
+
+
+LOAD_SOURCES = 5
+LOAD_POSTS = 50
+LOAD_RATE = 200
+LOAD_SECONDS = 60
+
+
+def run_load_bench(settings: Settings, step) -> dict[str, Any]:
+    """50 POST /extracts at once over five sources, then GET /extracts/{id} at 200/s for a minute."""
+    from moviepipe.client import ExtractorClient
+    from moviepipe.loadtest import get_at_rate, post_storm
+    from services.extractor.sources.scaled import register_source
+
+    client = ExtractorClient(settings)
+    seeded = client.follow(client.request_extract("imdb"), lambda _: None, timeout=600)["extract_id"]
+    sources = [f"load_{n}" for n in range(LOAD_SOURCES)]
+    for name in sources:
+        register_source(
+            settings.home / "sources.toml",
+            name,
+            {"kind": "sqlite", "url": "sqlite:///sources/imdb.sqlite", "table": "movies"},
+        )
+    storm = post_storm(settings, sources, requests=LOAD_POSTS)
+    step(f"load: {LOAD_POSTS} POST /extracts at once: {storm['statuses']}")
+    reads = get_at_rate(settings, [seeded, *storm["accepted"]], rate=LOAD_RATE, seconds=LOAD_SECONDS)
+    step(f"load: GET at {reads['achieved_rate']}/s: p50 {reads['p50_ms']} ms, p99 {reads['p99_ms']} ms")
+    outcomes = [
+        client.follow(extract, lambda _: None, timeout=900)["status"] for extract in storm["accepted"]
+    ]
+    return {"posts": storm, "reads": reads, "accepted_outcomes": dict(Counter(outcomes))}
 
 
 def run_restart_bench(settings: Settings, step) -> dict[str, Any]:
@@ -515,6 +562,31 @@ def render(report: dict[str, Any]) -> str:
                     f"{size['reference_duckdb_read_seconds']:.2f} |"
                 )
         lines.append("")
+    load = report.get("load")
+    if load:
+        posts, reads = load["posts"], load["reads"]
+        lines += [
+            "## The extractor API under load (loopback)",
+            "",
+            f"Measured {load['measured_at']} on the running stack, while the accepted extracts ran: "
+            f"{posts['requests']} `POST /extracts` at once over {LOAD_SOURCES} sources, then "
+            f"`GET /extracts/{{id}}` started on a fixed schedule of {reads['target_rate']:g} a second for "
+            f"{reads['seconds']:g} s (arrivals do not wait for answers).",
+            "",
+            "| requests | answers | achieved rate (/s) | p50 (ms) | p99 (ms) |",
+            "|---|---|---|---|---|",
+            f"| {posts['requests']} POST at once | "
+            + ", ".join(f"{status}: {count}" for status, count in sorted(posts["statuses"].items()))
+            + f" | | {posts['p50_ms']} | {posts['p99_ms']} |",
+            f"| {reads['requests']:,} GET | "
+            + ", ".join(f"{status}: {count:,}" for status, count in sorted(reads["statuses"].items()))
+            + f" | {reads['achieved_rate']} | {reads['p50_ms']} | {reads['p99_ms']} |",
+            "",
+            "Accepted extracts, as they ended: "
+            + ", ".join(f"{status} {count}" for status, count in load["accepted_outcomes"].items())
+            + ". A source with an extract running refuses another with 409, as the API promises.",
+            "",
+        ]
     restart = report.get("restart")
     if restart:
         first = restart["runs"][0]
