@@ -483,7 +483,7 @@ def bench(
         list[str] | None,
         typer.Option(
             help="Run only these sections (repeatable): end_to_end, dashboard, transform, extractor, "
-            "unzip, loader, load, restart, containers."
+            "unzip, loader, scale, load, restart, containers."
         ),
     ] = None,
     extractor_rows: Annotated[int, typer.Option(help="Rows of the scaled PostgreSQL source.")] = 1_000_000,

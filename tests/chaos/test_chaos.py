@@ -189,7 +189,7 @@ def test_every_extract_reconciles_exactly_once_while_services_die_and_events_rep
     scaled = None
     if SCALED_ROWS:
         scaled = scaled_name(SCALED_ROWS) + "_chaos"
-        seed_postgres(POSTGRES_URL.replace("+psycopg", ""), f"{scaled}_movies", SCALED_ROWS)
+        seed_postgres(POSTGRES_URL, f"{scaled}_movies", SCALED_ROWS)
         register_source(
             sources_file,
             scaled,
