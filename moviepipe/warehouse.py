@@ -200,6 +200,10 @@ def _remember_translations() -> None:
     fakesnow_cursor.parse_one = parse_one
 
 
+MAX_LINE_BYTES = 64 << 20
+"""The longest CSV line COPY reads: room for a field of Snowflake's largest VARCHAR (16 MB) and more."""
+
+
 def _copy_csv_like_snowflake() -> None:
     """Make COPY of a CSV file parse text into the table's column types, as Snowflake does.
 
@@ -223,6 +227,14 @@ def _copy_csv_like_snowflake() -> None:
                 read_csv.append(
                     "expressions",
                     exp.EQ(this=exp.Literal(this="all_varchar", is_string=False), expression=exp.true()),
+                )
+                # Snowflake reads a field of up to 16 MB (its VARCHAR); DuckDB stops at a 2 MB line.
+                read_csv.append(
+                    "expressions",
+                    exp.EQ(
+                        this=exp.Literal(this="max_line_size", is_string=False),
+                        expression=exp.Literal.number(MAX_LINE_BYTES),
+                    ),
                 )
             if plain_file and isinstance(target, exp.Schema) and target.expressions:
                 insert.expression.set("expressions", [exp.Star()])

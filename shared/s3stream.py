@@ -14,6 +14,7 @@ the bucket's lifecycle rule removes.
 
 from __future__ import annotations
 
+import errno
 import io
 import logging
 import queue
@@ -91,7 +92,9 @@ class S3ObjectReader(io.RawIOBase):
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
         base = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: self.size}[whence]
         if base + offset < 0:
-            raise ValueError(f"negative seek position {base + offset}")
+            # OSError, as a file answers (EINVAL): zipfile probes before the start of a small object and
+            # takes OSError as "not there", which for a valid empty zip is right.
+            raise OSError(errno.EINVAL, f"negative seek position {base + offset}")
         self._position = base + offset
         return self._position
 

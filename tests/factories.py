@@ -291,3 +291,17 @@ def lying_about_size(bundle: bytes, member: str, declared: int) -> bytes:
         central = data.index(b"PK\x01\x02", central + 4)
     data[central + 24 : central + 28] = declared.to_bytes(4, "little")
     return bytes(data)
+
+
+def messages_pending(settings: Settings, stages: Sequence[str]) -> int:
+    """Messages the stages' queues hold, waiting or being worked on (their DLQs aside)."""
+    sqs = client("sqs", settings)
+    pending = 0
+    for stage in stages:
+        url = sqs.get_queue_url(QueueName=settings.queue(stage))["QueueUrl"]
+        attributes = sqs.get_queue_attributes(
+            QueueUrl=url,
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+        )["Attributes"]
+        pending += sum(int(value) for value in attributes.values())
+    return pending

@@ -30,6 +30,10 @@ def recent_extracts(settings: DashboardSettings) -> list[dict[str, Any]]:
     return ExtractProgress(settings).recent(limit=settings.dashboard_recent)
 
 
+REASON_FIELDS = ("quarantined_at", "stage", "reason", "extract_id", "source", "message")
+"""What the page shows of each ``reason.json``."""
+
+
 def quarantined_bundles(settings: DashboardSettings) -> dict[str, Any]:
     """The newest ``reason.json`` documents in the quarantine bucket (with their keys); how many in all."""
     s3 = client("s3", settings)
@@ -41,7 +45,9 @@ def quarantined_bundles(settings: DashboardSettings) -> dict[str, Any]:
     bundles = []
     for item in found[: settings.dashboard_recent]:
         reason = read_json_object(s3, bucket, item["Key"]) or {"message": "reason.json is not a JSON object"}
-        bundles.append({**reason, "key": f"s3://{bucket}/{item['Key']}"})
+        # A reason.json dropped by hand may lack any of them: the page shows what there is.
+        shown = {field: reason.get(field) for field in REASON_FIELDS}
+        bundles.append({**shown, "key": f"s3://{bucket}/{item['Key']}"})
     return {"total": len(found), "bundles": bundles}
 
 

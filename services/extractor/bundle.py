@@ -6,6 +6,7 @@ large the source; the CSV is deflated into the zip as it is written, never kept 
 
 from __future__ import annotations
 
+import contextlib
 import io
 import queue
 import threading
@@ -104,6 +105,14 @@ def _mapped(
             handoff.put(_DONE)
         except BaseException as exc:  # handed to the writer, which raises it
             handoff.put(exc)
+        finally:
+            # Stopped early (a row that does not map, the writer failing): the source's generator is
+            # closed here, so its connection goes back now, not when the garbage collector finds it
+            # (PostgreSQL would hold the table's lock "idle in transaction" until then).
+            close = getattr(batches, "close", None)
+            if close is not None:
+                with contextlib.suppress(Exception):
+                    close()
 
     reader = threading.Thread(target=read, name="extract-reader", daemon=True)
     reader.start()

@@ -103,6 +103,7 @@ class RecordMapper:
                 continue
             used.add(source_name)
             as_text, typed, unfit = cast_column(batch.column(source_name), target.type)
+            as_text, typed = _one_line(as_text), _one_line(typed)
             if unfit:
                 self.unfit_values[canonical.name] += unfit
             text_columns.append(as_text)
@@ -150,6 +151,17 @@ class RecordMapper:
         if self.cursor is not None:
             found["cursor"] = self.cursor.as_manifest()
         return found
+
+
+LINE_BREAK = r"\r\n|\r|\n"
+
+
+def _one_line(values: pa.Array) -> pa.Array:
+    """Text with each line break a space: a line of movies.csv is one record, for every stage and engine
+    (the transform folds whitespace in text to single spaces anyway, so a title loses nothing)."""
+    if not (pa.types.is_string(values.type) or pa.types.is_large_string(values.type)):
+        return values
+    return pc.replace_substring_regex(values, pattern=LINE_BREAK, replacement=" ")
 
 
 def cast_column(values: pa.Array, target: pa.DataType) -> tuple[pa.Array, pa.Array, int]:

@@ -246,20 +246,41 @@ def _csv_rows(path: Path) -> tuple[int, dict[str, int]]:
         first = handle.readline()
     if not first.strip():
         return 0, {}
+    columns = next(csv.reader([first.decode("utf-8")]))
     try:
-        table = pa_csv.read_csv(
-            path,
-            parse_options=pa_csv.ParseOptions(newlines_in_values=True),
-            convert_options=pa_csv.ConvertOptions(
-                column_types={name: pa.string() for name in next(csv.reader([first.decode("utf-8")]))},
-                null_values=[""],
-                strings_can_be_null=True,
-                quoted_strings_can_be_null=True,
-            ),
-        )
+        return _count_streaming(path, columns, BLOCK_BYTES)
+    except pa.ArrowInvalid as exc:
+        if "straddl" not in str(exc):
+            raise ArchiveIncomplete(f"{path.name} is not a whole CSV part: {exc}") from exc
+    # A value longer than a block (a 10 MB title): one block as large as the file, the rare time it is.
+    try:
+        return _count_streaming(path, columns, max(BLOCK_BYTES, path.stat().st_size + 1))
     except pa.ArrowInvalid as exc:
         raise ArchiveIncomplete(f"{path.name} is not a whole CSV part: {exc}") from exc
-    return table.num_rows, {name: table.column(name).null_count for name in table.column_names}
+
+
+BLOCK_BYTES = 64 << 20
+"""Bytes of a part read at a time to count its rows and nulls: memory stays bounded however large it is."""
+
+
+def _count_streaming(path: Path, columns: list[str], block_bytes: int) -> tuple[int, dict[str, int]]:
+    reader = pa_csv.open_csv(
+        path,
+        read_options=pa_csv.ReadOptions(block_size=block_bytes, use_threads=False),
+        parse_options=pa_csv.ParseOptions(newlines_in_values=True),
+        convert_options=pa_csv.ConvertOptions(
+            column_types=dict.fromkeys(columns, pa.string()),
+            null_values=[""],
+            strings_can_be_null=True,
+            quoted_strings_can_be_null=True,
+        ),
+    )
+    rows, nulls = 0, dict.fromkeys(reader.schema.names, 0)
+    for batch in reader:
+        rows += batch.num_rows
+        for name, column in zip(batch.schema.names, batch.columns, strict=True):
+            nulls[name] += column.null_count
+    return rows, nulls
 
 
 def null_counts(parts: list[ArchivePart], role: str = "movies") -> dict[str, int]:

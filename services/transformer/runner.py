@@ -8,6 +8,7 @@ files, then the archive manifest. ``MOVIEPIPE_TRANSFORM_RUNNER`` picks one: ``du
 
 from __future__ import annotations
 
+import codecs
 import logging
 import os
 import re
@@ -356,6 +357,29 @@ def stage_input(s3: Any, job: TransformJob, destination: Path) -> None:
         raise InputCorrupt(f"{job.input_uri} has {size} bytes, the manifest vouches for {job.input_bytes}")
     if job.input_hash and digest != job.input_hash:
         raise InputCorrupt(f"{job.input_uri} hashes to {digest}, the manifest vouches for another hash")
+    check_utf8(destination, job.input_uri)
+
+
+def check_utf8(path: Path, uri: str) -> None:
+    """``InputCorrupt`` naming where, if the file is not UTF-8 (a Latin-1 file dropped into processed by
+    hand): every engine would read such bytes as replacement characters, and load them as data."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    offset = 0
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 22):
+            try:
+                decoder.decode(chunk)
+            except UnicodeDecodeError as exc:
+                where = offset + exc.start - len(decoder.getstate()[0])
+                raise InputCorrupt(
+                    f"{uri} is not UTF-8: byte 0x{chunk[exc.start]:02x} at offset {max(where, 0):,} "
+                    f"({exc.reason})"
+                ) from exc
+            offset += len(chunk)
+        try:
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError as exc:
+            raise InputCorrupt(f"{uri} is not UTF-8: it ends inside a character") from exc
 
 
 # -- AWS Glue -------------------------------------------------------------------------------------

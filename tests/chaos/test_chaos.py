@@ -28,6 +28,7 @@ from shared.events import s3_notification
 from shared.settings import STAGES, Settings
 from shared.warehouse import query
 from tests.conftest import POSTGRES_URL, free_port
+from tests.factories import messages_pending
 
 pytestmark = pytest.mark.chaos
 
@@ -145,16 +146,7 @@ def status_of(settings: Settings, extract_id: str) -> str | None:
 
 
 def queues_idle(settings: Settings) -> bool:
-    sqs = client("sqs", settings)
-    for stage in STAGES:
-        url = sqs.get_queue_url(QueueName=settings.queue(stage))["QueueUrl"]
-        attributes = sqs.get_queue_attributes(
-            QueueUrl=url,
-            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
-        )["Attributes"]
-        if any(int(value) for value in attributes.values()):
-            return False
-    return True
+    return messages_pending(settings, STAGES) == 0
 
 
 def dlq_bodies(settings: Settings) -> dict[str, list[str]]:

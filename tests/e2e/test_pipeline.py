@@ -14,6 +14,7 @@ from shared.aws import client
 from shared.events import s3_notification
 from shared.warehouse import query
 from tests.e2e.conftest import run_cli
+from tests.factories import messages_pending
 
 pytestmark = pytest.mark.e2e
 
@@ -26,19 +27,9 @@ def scalar(settings, sql):
 
 
 def wait_until_queues_drain(settings, stages=("unzipper", "transformer", "loader"), timeout=120):
-    sqs = client("sqs", settings)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        pending = 0
-        for stage in stages:
-            url = sqs.get_queue_url(QueueName=settings.queue(stage))["QueueUrl"]
-            attributes = sqs.get_queue_attributes(
-                QueueUrl=url,
-                AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
-            )["Attributes"]
-            pending += int(attributes["ApproximateNumberOfMessages"])
-            pending += int(attributes["ApproximateNumberOfMessagesNotVisible"])
-        if pending == 0:
+        if messages_pending(settings, stages) == 0:
             return
         time.sleep(0.5)
     raise TimeoutError("queues did not drain")

@@ -70,11 +70,12 @@ def test_zip_holds_exactly_the_data_files_and_the_manifest(bundled):
 
 def test_csv_has_canonical_header_empty_gaps_true_false_and_quoted_titles(bundled):
     bundle, _ = bundled
-    # THEN the CSV reads back record by record, titles with commas, quotes and line breaks intact
+    # THEN the CSV reads back record by record, titles with commas and quotes intact, a line break a space
+    # (a line of movies.csv is one record, for every stage and engine)
     header, *records = read_csv(member(bundle, "movies.csv"))
     assert header == field_names()
     by_title = {record[0]: dict(zip(header, record, strict=True)) for record in records}
-    assert set(by_title) == {"Crouching Tiger, Hidden Dragon", 'The "Best" Movie', "Two\nLines", "$"}
+    assert set(by_title) == {"Crouching Tiger, Hidden Dragon", 'The "Best" Movie', "Two Lines", "$"}
     best = by_title['The "Best" Movie']
     assert best["budget"] == "" and best["mpaa"] == ""
     assert best["comedy"] == "true" and best["action"] == "false"
@@ -87,7 +88,8 @@ def test_parquet_has_the_arrow_schema_and_the_same_rows(bundled):
     bundle, rows = bundled
     table = pq.read_table(io.BytesIO(member(bundle, "movies.parquet")))
     assert table.schema.equals(arrow_schema())
-    assert table.to_pylist() == rows
+    one_line = [{**row, "title": row["title"].replace("\n", " ")} for row in rows]
+    assert table.to_pylist() == one_line
 
 
 def test_an_empty_source_gives_no_zip_and_a_manifest_of_zero_rows(tmp_path: Path):

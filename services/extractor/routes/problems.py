@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 from fastapi import FastAPI, Request, status
@@ -44,8 +45,21 @@ async def invalid_request(request: Request, exc: RequestValidationError) -> JSON
     problems = "; ".join(
         f"{'.'.join(str(part) for part in error['loc'])}: {error['msg']}" for error in errors
     )
-    problem = ValidationProblem(detail=f"invalid request: {problems}", errors=jsonable_encoder(errors))
+    echoed = _finite(jsonable_encoder(errors))
+    problem = ValidationProblem(detail=f"invalid request: {problems}", errors=echoed)
     return JSONResponse(problem.model_dump(), status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)
+
+
+def _finite(value: Any) -> Any:
+    """``value`` with NaN and infinities (a request may send them; JSON has no way to answer them) as text,
+    so that echoing the request's input back can never fail the answer."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_finite(item) for item in value]
+    return value
 
 
 def declare_problems(app: FastAPI, *, needs_token: bool) -> None:
