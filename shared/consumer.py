@@ -219,6 +219,13 @@ class QueueConsumer:
                 ages.append(age)
                 if first_receive:
                     self.metrics.queue_wait.observe(age)
+                    # One line per message: what the bench reads pickup latency from.
+                    log_event(
+                        logger,
+                        "message_received",
+                        message_id=message.get("MessageId"),
+                        waited_ms=round(age * 1000, 1),
+                    )
         self.metrics.messages.labels("received").inc(len(messages))
         self.metrics.queue_lag.set(max(ages, default=0.0))
 
