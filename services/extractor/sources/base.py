@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
@@ -105,6 +106,7 @@ class FileSourceRegistry(SourceRegistry):
         self.path = path
         self.problem: str | None = None
         """Why the file as it is now was refused (the sources as last read are in use), if it was."""
+        self._refreshing = threading.Lock()
         self._stamp = self._file_stamp()
         super().__init__()
         self._load(load_sources_file(path))
@@ -121,18 +123,27 @@ class FileSourceRegistry(SourceRegistry):
         self._configs = dict(configs)
 
     def refresh(self) -> None:
-        """Read the file again if it changed since it was last read."""
+        """Read the file again if it changed since it was last read.
+
+        Requests arrive on many threads at once: one reads the file while the others wait for it, so
+        none sees the sources as they were once the file has changed (a source just declared is found).
+        """
         stamp = self._file_stamp()
         if stamp == self._stamp:
             return
-        self._stamp = stamp
-        try:
-            self._load(load_sources_file(self.path))
-        except SourcesFileError as exc:
-            self.problem = exc.message
-            log_event(logger, "sources_file_refused", exc.message, level=logging.ERROR)
-            return
-        self.problem = None
+        with self._refreshing:
+            if stamp == self._stamp:
+                return
+            try:
+                configs = load_sources_file(self.path)
+            except SourcesFileError as exc:
+                self.problem = exc.message
+                self._stamp = stamp
+                log_event(logger, "sources_file_refused", exc.message, level=logging.ERROR)
+                return
+            self._load(configs)
+            self._stamp = stamp
+            self.problem = None
         log_event(logger, "sources_file_read", f"read {len(self._factories)} source(s) from {self.path}")
 
     @property
