@@ -137,10 +137,7 @@ def run_bench(
         # The compose stack takes the local stack's ports: it runs alone, before anything else.
         if stack.is_up(settings):
             stack.stop_detached(settings, step)
-        report["containers"] = {
-            "measured_at": f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
-            **run_containers_bench(step),
-        }
+        report["containers"] = _stamped(run_containers_bench(step))
     if set(sections) - {"containers"} and not stack.is_up(settings):
         began = time.monotonic()
         stack.start_detached(settings, step)
@@ -154,62 +151,40 @@ def run_bench(
         from moviepipe.bench_scale import run_scale_bench
         from services.extractor.sources.scaled import DEFAULT_POSTGRES_URL
 
-        report["scale"] = {
-            "measured_at": f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
-            **run_scale_bench(settings, step, postgres_url or DEFAULT_POSTGRES_URL),
-        }
+        report["scale"] = _stamped(run_scale_bench(settings, step, postgres_url or DEFAULT_POSTGRES_URL))
     if "dashboard" in sections:
         from moviepipe.bench_dashboard import run_dashboard_bench
 
-        report["dashboard"] = {
-            "measured_at": f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
-            **run_dashboard_bench(settings, runs=runs, step=step),
-        }
+        report["dashboard"] = _stamped(run_dashboard_bench(settings, runs=runs, step=step))
     if "transform" in sections:
         from moviepipe.bench_transform import run_transform_bench
 
-        report["transform"] = {
-            "measured_at": f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
-            **run_transform_bench(runs=runs, step=step),
-        }
+        report["transform"] = _stamped(run_transform_bench(runs=runs, step=step))
     if "extractor" in sections:
         from moviepipe.bench_extractor import run_extractor_bench
         from services.extractor.sources.scaled import DEFAULT_POSTGRES_URL
 
-        report["extractor"] = {
-            "measured_at": f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
-            **run_extractor_bench(
+        report["extractor"] = _stamped(
+            run_extractor_bench(
                 settings,
                 rows=extractor_rows,
                 runs=runs,
                 postgres_url=postgres_url or DEFAULT_POSTGRES_URL,
                 step=step,
-            ),
-        }
+            )
+        )
     if "unzip" in sections:
         from moviepipe.bench_unzip import run_unzip_bench
 
-        report["unzip"] = {
-            "measured_at": f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
-            **run_unzip_bench(settings, step=step),
-        }
+        report["unzip"] = _stamped(run_unzip_bench(settings, step=step))
     if "loader" in sections:
         from moviepipe.bench_loader import run_loader_bench
 
-        report["loader"] = {
-            "measured_at": f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
-            **run_loader_bench(settings, sizes=loader_rows or LOADER_SIZES, step=step),
-        }
+        report["loader"] = _stamped(run_loader_bench(settings, sizes=loader_rows or LOADER_SIZES, step=step))
     if "load" in sections:
-        report["load"] = {
-            "measured_at": f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
-            **run_load_bench(settings, step),
-        }
+        report["load"] = _stamped(run_load_bench(settings, step))
     if "restart" in sections:
-        report["restart"] = {
-            "measured_at": f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
-            **run_restart_bench(settings, step),
-        }
+        report["restart"] = _stamped(run_restart_bench(settings, step))
     Path(output).parent.mkdir(parents=True, exist_ok=True)
     report_json.write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
     Path(output).write_text(render(report))
@@ -246,6 +221,11 @@ def run_load_bench(settings: Settings, step) -> dict[str, Any]:
         client.follow(extract, lambda _: None, timeout=900)["status"] for extract in storm["accepted"]
     ]
     return {"posts": storm, "reads": reads, "accepted_outcomes": dict(Counter(outcomes))}
+
+
+def _stamped(figures: dict[str, Any]) -> dict[str, Any]:
+    """A section's figures with when they were measured."""
+    return {"measured_at": f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC", **figures}
 
 
 def run_restart_bench(settings: Settings, step) -> dict[str, Any]:

@@ -11,7 +11,6 @@ this process, in the same run.
 from __future__ import annotations
 
 import itertools
-import statistics
 import tempfile
 import time
 from collections.abc import Callable
@@ -20,6 +19,7 @@ from typing import Any
 
 from moviepipe import stack
 from moviepipe.client import ExtractorClient
+from moviepipe.loadtest import percentile
 from shared.aws import client
 from shared.settings import STAGES, Settings
 
@@ -151,13 +151,13 @@ def run_scale_bench(
     over = {
         name: size for name, size in services.items() if size > RSS_LIMIT_BYTES and "transformer" not in name
     }
-    ordered = sorted(all_pickups)
-    waited = sorted(queue_waits(settings, began))
+    ordered = all_pickups
+    waited = queue_waits(settings, began)
     return {
         "queue_wait_ms": {
             "samples": len(waited),
-            "p50": round(statistics.median(waited) * 1000, 1) if waited else None,
-            "p99": round(waited[min(len(waited) - 1, int(0.99 * len(waited)))] * 1000, 1) if waited else None,
+            "p50": round(percentile(waited, 0.5) * 1000, 1) if waited else None,
+            "p99": round(percentile(waited, 0.99) * 1000, 1) if waited else None,
             "target_p50": PICKUP_TARGET_MS,
         },
         "sizes": results,
@@ -167,8 +167,8 @@ def run_scale_bench(
         "rss_met": not over,
         "pickup_ms": {
             "samples": len(ordered),
-            "p50": round(statistics.median(ordered) * 1000, 1),
-            "p99": round(ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))] * 1000, 1),
+            "p50": round(percentile(ordered, 0.5) * 1000, 1),
+            "p99": round(percentile(ordered, 0.99) * 1000, 1),
             "target_p50": PICKUP_TARGET_MS,
         },
     }

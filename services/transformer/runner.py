@@ -39,7 +39,14 @@ from services.transformer.settings import TransformerSettings
 from services.transformer.spark_conf import GLUE_CONF_ARGUMENT, LAUNCH_CONF, SPARK_CONF
 from shared.aws import client, is_missing
 from shared.logs import log_event
-from shared.manifest import MANIFEST_NAME, Manifest, ManifestInvalid, file_digest, parse_manifest
+from shared.manifest import (
+    MANIFEST_NAME,
+    Manifest,
+    ManifestInvalid,
+    StreamDigest,
+    parse_manifest,
+    read_chunks,
+)
 from shared.schema import MOVIE_FIELDS, Field, field_names
 from shared.transform import DEFAULT_MIN_VOTES, DEFAULT_YEAR_HORIZON
 
@@ -352,34 +359,41 @@ def stage_input(s3: Any, job: TransformJob, destination: Path) -> None:
         raise StorageUnavailable(f"could not download {job.input_uri}: {exc}") from exc
     except BotoCoreError as exc:
         raise StorageUnavailable(f"could not download {job.input_uri}: {exc}") from exc
-    digest, size = file_digest(destination)
+    digest, size, not_utf8 = read_checked(destination)
     if job.input_bytes is not None and size != job.input_bytes:
         raise InputCorrupt(f"{job.input_uri} has {size} bytes, the manifest vouches for {job.input_bytes}")
     if job.input_hash and digest != job.input_hash:
         raise InputCorrupt(f"{job.input_uri} hashes to {digest}, the manifest vouches for another hash")
-    check_utf8(destination, job.input_uri)
+    if not_utf8:
+        raise InputCorrupt(f"{job.input_uri} is not UTF-8: {not_utf8}")
 
 
-def check_utf8(path: Path, uri: str) -> None:
-    """``InputCorrupt`` naming where, if the file is not UTF-8 (a Latin-1 file dropped into processed by
-    hand): every engine would read such bytes as replacement characters, and load them as data."""
+def read_checked(path: Path) -> tuple[str, int, str | None]:
+    """The file's hash and size, and why it is not UTF-8 (None if it is), in one pass over it.
+
+    A file that is not UTF-8 (a Latin-1 file dropped into processed by hand) would be read by every
+    engine with replacement characters, and loaded as data.
+    """
+    digest = StreamDigest()
     decoder = codecs.getincrementaldecoder("utf-8")()
-    offset = 0
+    problem = None
     with path.open("rb") as handle:
-        while chunk := handle.read(1 << 22):
+        for chunk in read_chunks(handle):
+            digest.update(chunk)
+            if problem is not None:
+                continue
+            pending = len(decoder.getstate()[0])
             try:
                 decoder.decode(chunk)
-            except UnicodeDecodeError as exc:
-                where = offset + exc.start - len(decoder.getstate()[0])
-                raise InputCorrupt(
-                    f"{uri} is not UTF-8: byte 0x{chunk[exc.start]:02x} at offset {max(where, 0):,} "
-                    f"({exc.reason})"
-                ) from exc
-            offset += len(chunk)
+            except UnicodeDecodeError as exc:  # exc.object: the bytes held back, then this chunk
+                offset = digest.bytes - len(chunk) - pending + exc.start
+                problem = f"byte 0x{exc.object[exc.start]:02x} at offset {offset:,} ({exc.reason})"
+    if problem is None:
         try:
             decoder.decode(b"", final=True)
-        except UnicodeDecodeError as exc:
-            raise InputCorrupt(f"{uri} is not UTF-8: it ends inside a character") from exc
+        except UnicodeDecodeError:
+            problem = "it ends inside a character"
+    return digest.hash, digest.bytes, problem
 
 
 # -- AWS Glue -------------------------------------------------------------------------------------
