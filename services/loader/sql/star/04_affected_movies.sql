@@ -38,4 +38,6 @@ WHERE NOT d.IS_DELETED
     AND NOT EXISTS (
         SELECT 1 FROM {database}.RAW.MOVIES AS r
         WHERE r.EXTRACT_ID = p.EXTRACT_ID AND r.MOVIE_KEY = d.MOVIE_KEY
+            -- Implied by the line above; said, it keeps the lookup to the pending rows of RAW.
+            AND r.EXTRACT_ID IN (SELECT EXTRACT_ID FROM {database}.AUDIT.MERGE_PENDING)
     )
