@@ -152,6 +152,8 @@ def run_extract(
         details["high_water_mark"] = mark
     if mapper.unfit_values:
         details["unfit_values"] = dict(mapper.unfit_values)
+    if bundle.rows:
+        _say_missing_fields(settings, state, source.name, extract_id, mapper.missing_fields, details)
     progress.record(extract_id, STAGE, SUCCEEDED, counts={"extracted": bundle.rows}, **details)
     state.release(source.name, extract_id, SUCCEEDED)
     METRICS.extracts.labels(SUCCEEDED).inc()
@@ -184,6 +186,55 @@ def run_extract(
         seconds,
         extract_kind=kind,
         high_water_mark=mark,
+    )
+
+
+def _say_missing_fields(
+    settings: ExtractorSettings,
+    state: SourceState,
+    source: str,
+    extract_id: str,
+    missing: set[str],
+    details: dict[str, Any],
+) -> None:
+    """Say which fields of the movie record the source did not give (they load as nulls).
+
+    The extract's record names them every time. A field the source's previous extract gave and this one
+    does not (a column dropped or renamed at the source) raises one alert: it would otherwise load as
+    null for every movie without anyone being told. A source that never had a field alerts nothing.
+    """
+    if missing:
+        details["missing_fields"] = sorted(missing)
+        log_event(
+            logger,
+            "fields_missing",
+            f"source {source!r} gives no {', '.join(sorted(missing))}: null in every row",
+            level=logging.WARNING,
+            extract_id=extract_id,
+            source=source,
+            fields=sorted(missing),
+        )
+    before = state.get(source)["missing_fields"]
+    state.record_missing_fields(source, sorted(missing))
+    lost = sorted(missing - set(before)) if before is not None else []
+    if not lost:
+        return
+    raise_alert(
+        settings,
+        Alert(
+            stage=STAGE,
+            event="fields_lost",
+            code="SCHEMA_DRIFT",
+            message=(
+                f"source {source!r} no longer gives the movie record's {', '.join(lost)} (its previous "
+                f"extract did): extract {extract_id} loads {'it' if len(lost) == 1 else 'them'} as null "
+                f"for every movie. Map the renamed column in [sources.{source}.columns], or restore it."
+            ),
+            extract_id=extract_id,
+            source=source,
+            evidence=f"the extract's progress record: moviepipe status {extract_id}",
+            details={"missing_fields": lost},
+        ),
     )
 
 

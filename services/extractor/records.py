@@ -65,6 +65,8 @@ class RecordMapper:
     ``since_param``): what the source itself returned as at or above the mark is never dropped."""
     rows: int = 0
     ignored_fields: set[str] = field(default_factory=set)
+    missing_fields: set[str] = field(default_factory=set)
+    """Fields of the movie record no source field gives: each is null in every row."""
     unfit_values: Counter[str] = field(default_factory=Counter)
     cursor: CursorRange | None = None
 
@@ -97,6 +99,7 @@ class RecordMapper:
         for canonical, target in zip(MOVIE_FIELDS, arrow_schema(), strict=True):
             source_name = self.source_field(canonical.name, names)
             if source_name is None:
+                self.missing_fields.add(canonical.name)
                 column = pa.nulls(batch.num_rows, target.type)
                 text_columns.append(column)
                 typed_columns.append(column)

@@ -11,6 +11,7 @@ extractors (or two API replicas) never both believe they own a source:
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -48,6 +49,7 @@ class SourceState:
             "last_extract": _text(item, "last_extract"),
             "last_status": _text(item, "last_status"),
             "last_at": _text(item, "last_at"),
+            "missing_fields": json.loads(_text(item, "missing_fields") or "null"),
         }
 
     def claim(self, source: str, extract_id: str) -> None:
@@ -112,6 +114,15 @@ class SourceState:
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") != _CONDITION_FAILED:
                 raise
+
+    def record_missing_fields(self, source: str, fields: list[str]) -> None:
+        """Remember which fields of the movie record the source's latest extract did not give."""
+        self.dynamodb.update_item(
+            TableName=self.table,
+            Key={"source": {"S": source}},
+            UpdateExpression="SET missing_fields = :fields",
+            ExpressionAttributeValues={":fields": {"S": json.dumps(sorted(fields))}},
+        )
 
     def forget_mark(self, source: str) -> None:
         """Drop the high-water mark (the next extract reads everything)."""

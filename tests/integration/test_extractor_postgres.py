@@ -14,6 +14,7 @@ from services.extractor.extract import new_extract_id, run_extract
 from services.extractor.settings import extractor_settings
 from services.extractor.sources import SqlSource, SqlSourceConfig
 from services.extractor.state import SourceState
+from shared.alerts import recent_alerts
 from shared.aws import client
 from shared.manifest import Manifest
 from shared.progress import ExtractProgress
@@ -125,6 +126,28 @@ def test_an_incremental_extract_with_nothing_new_succeeds_and_lands_nothing(prov
     assert record["status"] == "empty"
     assert record["stages"]["extractor"]["counts"] == {"extracted": 0}
     assert state.get("films")["high_water_mark"] == "2100-01-01 00:00:00+00"
+
+
+def test_a_column_the_source_loses_is_named_in_the_record_and_alerted_once(
+    provisioned, imdb_postgres, postgres_engine
+):
+    # GIVEN a source extracted once with every field of the movie record
+    source = postgres_source(imdb_postgres)
+    first = extract(provisioned, source)
+    progress = ExtractProgress(provisioned)
+    assert "missing_fields" not in progress.get(first.extract_id)["stages"]["extractor"]
+    # WHEN its table loses the budget column, and it is extracted twice more
+    with postgres_engine.begin() as connection:
+        connection.exec_driver_sql(f"ALTER TABLE {imdb_postgres}.movies DROP COLUMN budget")
+    second = extract(provisioned, source)
+    third = extract(provisioned, source)
+    # THEN each extract's record names the field that loads as null
+    for result in (second, third):
+        assert progress.get(result.extract_id)["stages"]["extractor"]["missing_fields"] == ["budget"]
+    # AND the drift raised exactly one alert, on the extract that first lacked it, naming the field
+    drift = [alert for alert in recent_alerts(provisioned) if alert["code"] == "SCHEMA_DRIFT"]
+    assert [alert["extract_id"] for alert in drift] == [second.extract_id]
+    assert "budget" in drift[0]["message"] and drift[0]["source"] == "films"
 
 
 def test_a_crash_before_landing_leaves_the_mark_so_the_rows_are_extracted_again(
