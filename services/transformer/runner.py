@@ -9,6 +9,7 @@ files, then the archive manifest. ``MOVIEPIPE_TRANSFORM_RUNNER`` picks one: ``du
 from __future__ import annotations
 
 import codecs
+import contextlib
 import logging
 import os
 import re
@@ -262,6 +263,12 @@ class LocalSparkRunner(StagedRunner):
     @property
     def spark(self) -> Any:
         with self._session_lock:
+            if self._spark is not None and not session_alive(self._spark):
+                # Its JVM died (killed, or out of memory): a session on a dead JVM fails every job, so
+                # every batch after it would go to the dead-letter queue. A new one is started.
+                log_event(logger, "spark_session_lost", level=logging.WARNING)
+                forget_session(self._spark)
+                self._spark = None
             if self._spark is None:
                 started = time.monotonic()
                 self._spark = local_spark_session(
@@ -317,6 +324,38 @@ class LocalSparkRunner(StagedRunner):
             )
         except (PySparkException, Py4JError) as exc:
             raise SparkJobFailed(f"Spark job for extract {job.extract_id} failed: {exc}") from exc
+
+
+def session_alive(spark: Any) -> bool:
+    """Whether the session's JVM still answers and its context is not stopped."""
+    try:
+        return not spark.sparkContext._jsc.sc().isStopped()
+    except Exception:  # the gateway refuses the connection, or the call fails: the JVM is gone
+        return False
+
+
+def forget_session(spark: Any) -> None:
+    """Let go of a session whose JVM is gone, so that the next one launches a JVM of its own.
+
+    pyspark keeps the session, its context and the JVM gateway in class attributes and would hand the dead
+    ones back; stopping is tried, and they are cleared whatever it does.
+    """
+    from pyspark import SparkContext
+    from pyspark.sql import SparkSession
+
+    with contextlib.suppress(Exception):
+        spark.stop()
+    gateway = SparkContext._gateway
+    if gateway is not None:
+        with contextlib.suppress(Exception):
+            gateway.shutdown()
+        with contextlib.suppress(Exception):
+            gateway.proc.kill()
+    SparkContext._gateway = None
+    SparkContext._jvm = None
+    SparkContext._active_spark_context = None
+    SparkSession._instantiatedSession = None
+    SparkSession._activeSession = None
 
 
 class AutoRunner:
