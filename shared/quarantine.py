@@ -26,6 +26,7 @@ again, and the alert store keeps it to one alert.
 from __future__ import annotations
 
 import json
+import posixpath
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -154,6 +155,33 @@ class Refusal:
 
 Keep = Callable[[str, str], list[str]]
 """Keeps the evidence: given the quarantine bucket and folder, stores the files; their names."""
+
+
+def manifest_folder(
+    stage: str, root: str, bucket: str, key: str, *, extract_id: str | None = None, source: str | None = None
+) -> Refusal:
+    """A refused manifest and its folder, kept under ``{root}/{the folder's key}/`` (``{root}/`` for a
+    manifest at the top of its bucket): the same place whether or not the key names an extract."""
+    folder = posixpath.dirname(key)
+    return Refusal(
+        stage=stage,
+        folder=f"{root}/{folder}/" if folder else f"{root}/",
+        origin=f"s3://{bucket}/{key}",
+        extract_id=extract_id,
+        source=source,
+    )
+
+
+def keep_manifest_folder(s3: Any, settings: Settings, bucket: str, key: str) -> Keep:
+    """Keeps what lies beside a refused manifest: its folder, or the manifest alone at the bucket's top."""
+    folder = posixpath.dirname(key)
+
+    def keep(quarantine_bucket: str, into: str) -> list[str]:
+        if not folder:
+            return copy_into_quarantine(s3, settings, bucket, "", into, keys=[key])
+        return copy_into_quarantine(s3, settings, bucket, f"{folder}/", into)
+
+    return keep
 
 
 def quarantine(

@@ -6,7 +6,6 @@ the same bundle and the same reason finds reason.json and changes nothing.
 
 from __future__ import annotations
 
-import posixpath
 from typing import Any
 
 from services.loader.bundle import locate
@@ -29,13 +28,8 @@ def refusal(created: ObjectCreated) -> Refusal:
         extract_id, source = location.extract_id, location.source
     except UnexpectedKey:
         extract_id = source = None
-    folder = posixpath.dirname(created.key)
-    return Refusal(
-        stage=STAGE,
-        folder=f"{QUARANTINE_FOLDER}/{folder}/" if folder else f"{QUARANTINE_FOLDER}/",
-        origin=created.uri,
-        extract_id=extract_id,
-        source=source,
+    return quarantine.manifest_folder(
+        STAGE, QUARANTINE_FOLDER, created.bucket, created.key, extract_id=extract_id, source=source
     )
 
 
@@ -57,11 +51,5 @@ def quarantine_bundle(
 ) -> str:
     """Copy the manifest's folder to the quarantine, explain, alert, mark; the quarantine folder's URI."""
     s3 = client("s3", settings)
-    folder = posixpath.dirname(created.key)
-
-    def keep(bucket: str, into: str) -> list[str]:
-        if not folder:
-            return quarantine.copy_into_quarantine(s3, settings, created.bucket, "", into, keys=[created.key])
-        return quarantine.copy_into_quarantine(s3, settings, created.bucket, f"{folder}/", into)
-
+    keep = quarantine.keep_manifest_folder(s3, settings, created.bucket, created.key)
     return quarantine.quarantine(s3, settings, refusal(created), error, keep, progress=progress)

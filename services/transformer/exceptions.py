@@ -23,6 +23,12 @@ class BadInput(TransformError, Refused):
     code = "BAD_INPUT"
 
 
+class UnexpectedKey(BadInput):
+    """A manifest in the processed bucket that is not at ``{source}/{extract_id}/manifest.json``."""
+
+    code = "UNEXPECTED_KEY"
+
+
 class ManifestUnreadable(BadInput):
     """The processed manifest is missing, not JSON, or not a valid manifest for its location."""
 

@@ -17,10 +17,10 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from services.transformer.catalog import Catalog
-from services.transformer.exceptions import BadInput, GlueJobFailed, StorageUnavailable
+from services.transformer.exceptions import BadInput, GlueJobFailed, StorageUnavailable, UnexpectedKey
 from services.transformer.metrics import METRICS
 from services.transformer.processed import ProcessedExtract, prepare_job, read_manifest
-from services.transformer.quarantine import refusal
+from services.transformer.quarantine import FOLDER, refusal
 from services.transformer.runner import TransformResult, TransformRunner, make_runner
 from services.transformer.settings import TransformerSettings, transformer_settings
 from shared.alerts import Alert, raise_alert
@@ -31,7 +31,14 @@ from shared.logs import log_event
 from shared.manifest import MANIFEST_NAME, parse_manifest
 from shared.metrics import StageMetrics
 from shared.progress import RUNNING, SUCCEEDED, ExtractProgress
-from shared.quarantine import already_quarantined, copy_into_quarantine, quarantine, replay_command
+from shared.quarantine import (
+    already_quarantined,
+    copy_into_quarantine,
+    keep_manifest_folder,
+    manifest_folder,
+    quarantine,
+    replay_command,
+)
 from shared.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -61,9 +68,7 @@ class ExtractTransformer:
             return
         extract = ProcessedExtract.from_manifest_key(created.bucket, created.key)
         if extract is None:
-            log_event(
-                logger, "object_ignored", "not an extract's manifest", level=logging.WARNING, key=created.key
-            )
+            self._quarantine_stray(created)
             return
         if self._already_archived(extract) or self._already_quarantined(extract):
             self.metrics.extracts.labels("skipped").inc()
@@ -194,6 +199,36 @@ class ExtractTransformer:
             str(error),
             level=logging.WARNING,
             extract_id=extract.extract_id,
+            error_code=error.code,
+            quarantine=where,
+        )
+
+    def _quarantine_stray(self, created: ObjectCreated) -> None:
+        """A manifest where no extract's can be (put there by hand, or by a tool that got the layout
+        wrong): kept with its folder under ``transform/``, alerted once; nothing is transformed."""
+        error = UnexpectedKey(
+            "a manifest that is not at {source}/{extract_id}/manifest.json, where the unzipper publishes "
+            "an extract's; nothing was transformed",
+            where=created.uri,
+        )
+        refused = manifest_folder(STAGE, FOLDER, created.bucket, created.key)
+        s3 = client("s3", self.settings)
+        if already_quarantined(
+            s3,
+            self.settings,
+            refused,
+            progress=self.progress,
+            same=lambda reason: reason.get("reason") == error.code,
+        ):
+            return
+        keep = keep_manifest_folder(s3, self.settings, created.bucket, created.key)
+        where = quarantine(s3, self.settings, refused, error, keep, progress=self.progress)
+        self.metrics.extracts.labels("quarantined").inc()
+        log_event(
+            logger,
+            "manifest_quarantined",
+            str(error),
+            level=logging.WARNING,
             error_code=error.code,
             quarantine=where,
         )

@@ -266,6 +266,32 @@ def test_an_unreadable_manifest_is_quarantined(provisioned, handler):
     assert stage_record(provisioned, extract_id)["status"] == "quarantined"
 
 
+def test_a_manifest_dropped_outside_any_extract_is_quarantined_and_alerted_once(provisioned, handler):
+    # GIVEN a manifest put by hand in the processed bucket under a key no extract has
+    key = f"{SOURCE}/by-hand-{uuid.uuid4().hex[:8]}/deeper/manifest.json"
+    client("s3", provisioned).put_object(Bucket=provisioned.bucket("processed"), Key=key, Body=b"{}")
+    event = sqs_event(provisioned, "unused")
+    event["Records"][0]["body"] = json.dumps(s3_notification(provisioned.bucket("processed"), key))
+    # WHEN its notification is delivered twice
+    responses = [handler(event, None), handler(event, None)]
+    # THEN both messages are consumed, and a copy is kept beside a reason.json naming the key
+    assert responses == [{"batchItemFailures": []}] * 2
+    folder = f"transform/{key.removesuffix('/manifest.json')}/"
+    reason = json.loads(read_text(provisioned, "quarantine", f"{folder}reason.json"))
+    assert (reason["stage"], reason["reason"], reason["extract_id"]) == (
+        "transformer",
+        "UNEXPECTED_KEY",
+        None,
+    )
+    assert key in reason["message"] and reason["files"] == ["manifest.json"]
+    # AND one alert was raised, pointing at the quarantine; nothing was archived
+    raised = alerts(provisioned)
+    assert [(a["stage"], a["code"]) for a in raised] == [("transformer", "UNEXPECTED_KEY")]
+    assert raised[0]["evidence"] == f"s3://{provisioned.bucket('quarantine')}/{folder}"
+    archived = client("s3", provisioned).list_objects_v2(Bucket=provisioned.bucket("archive"))
+    assert archived.get("KeyCount") == 0
+
+
 def test_an_infrastructure_failure_fails_the_message_for_a_retry(provisioned, handler, tmp_path):
     # GIVEN a good extract, but the archive bucket is gone
     extract_id = put_processed(provisioned, tmp_path, movies_csv(["Alpha"]))
