@@ -7,7 +7,8 @@ While a batch runs, its messages' visibility is extended so a slow batch is not 
 worker; a killed worker stops extending, and the messages return.
 
 It also keeps the stage's queue metrics (``shared.metrics``): messages by outcome, batch durations, how
-long messages waited, and, every ``DEPTH_REFRESH_SECONDS``, the depth of the queue and of its DLQ.
+long messages waited, and, every ``DEPTH_REFRESH_SECONDS``, the depth of the queue and of its DLQ; a
+message found in the DLQ that no consumer alerted (one was killed on its last receive) is alerted then.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ class QueueConsumer:
         self.metrics = metrics
         self.polling = False
         self.last_error: str | None = None
+        self._dead_letters_alerted: set[str] = set()
 
     @property
     def polling(self) -> bool:
@@ -245,8 +247,11 @@ class QueueConsumer:
                     attributes = await sqs.get_queue_attributes(
                         QueueUrl=urls[name], AttributeNames=["ApproximateNumberOfMessages"]
                     )
-                    gauge.set(int(attributes["Attributes"]["ApproximateNumberOfMessages"]))
+                    depth = int(attributes["Attributes"]["ApproximateNumberOfMessages"])
+                    gauge.set(depth)
                     unreadable.discard(name)
+                    if depth and name == self.settings.dead_letter_queue(self.stage):
+                        await self._alert_dead_letters(sqs, urls[name])
                 except Exception as exc:
                     if name not in unreadable:  # once until it answers again, not at every refresh
                         unreadable.add(name)
@@ -259,6 +264,27 @@ class QueueConsumer:
                         )
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=DEPTH_REFRESH_SECONDS)
+
+    async def _alert_dead_letters(self, sqs: Any, dlq_url: str) -> None:
+        """Alert for what the DLQ holds that no consumer alerted as it went there.
+
+        A consumer alerts as a message fails its last allowed receive; one killed holding that receive,
+        or stopping mid-batch and releasing it, alerts nothing, and the queue's redrive moves the message
+        at its next receive. Looking (without taking: visibility 0) at what the DLQ holds catches those.
+        The alert is the one the consumer would have raised, so the store keeps it to one per message.
+        """
+        answer = await sqs.receive_message(
+            QueueUrl=dlq_url,
+            MaxNumberOfMessages=10,
+            VisibilityTimeout=0,
+            WaitTimeSeconds=0,
+            AttributeNames=["All"],
+        )
+        for message in answer.get("Messages", []):
+            if message["MessageId"] in self._dead_letters_alerted:
+                continue
+            await asyncio.to_thread(self._alert_dead_lettered, message, self.settings.max_receive_count)
+            self._dead_letters_alerted.add(message["MessageId"])
 
     async def _keep_invisible(self, sqs: Any, queue_url: str, messages: list[dict[str, Any]]) -> None:
         while True:

@@ -123,6 +123,38 @@ def test_consumer_deletes_successes_and_dead_letters_repeated_failures(provision
     the_email_of(provisioned, alert)
 
 
+def test_a_message_dead_lettered_without_its_alert_is_alerted_once_by_the_replicas(provisioned):
+    # GIVEN a message that reached the DLQ while no consumer alerted (its consumer was killed holding its
+    # last receive, and the redrive moved it), as the queue's redrive would leave it
+    sqs = client("sqs", provisioned)
+    dlq = sqs.get_queue_url(QueueName=provisioned.dead_letter_queue("unzipper"))["QueueUrl"]
+    body = "a message whose consumer died on its last receive"
+    sqs.send_message(QueueUrl=dlq, MessageBody=body)
+
+    def handler(event, context):
+        return {"batchItemFailures": []}
+
+    # WHEN two replicas of the stage's consumer run for a moment
+    async def run():
+        stop = asyncio.Event()
+        replicas = [
+            QueueConsumer(provisioned, "unzipper", handler, StageMetrics(f"test_{provisioned.prefix}_{n}"))
+            for n in range(2)
+        ]
+        tasks = [asyncio.create_task(replica.run(stop)) for replica in replicas]
+        await asyncio.sleep(3)
+        stop.set()
+        await asyncio.gather(*tasks)
+
+    asyncio.run(run())
+
+    # THEN one alert says the message went to the DLQ, and the message is still there for a person
+    alerts = [json.loads(m["Body"]) for m in receive_all(provisioned, alerts_inbox(provisioned))]
+    assert [(a["stage"], a["event"]) for a in alerts] == [("unzipper", "dead_lettered")]
+    assert alerts[0]["details"]["body"] == body
+    assert [m["Body"] for m in receive_all(provisioned, provisioned.dead_letter_queue("unzipper"))] == [body]
+
+
 def test_a_consumer_stopped_mid_batch_lets_its_messages_go_at_once(provisioned):
     # GIVEN a consumer whose handler is still working on a batch
     started = threading.Event()
