@@ -250,8 +250,6 @@ class QueueConsumer:
                     depth = int(attributes["Attributes"]["ApproximateNumberOfMessages"])
                     gauge.set(depth)
                     unreadable.discard(name)
-                    if depth and name == self.settings.dead_letter_queue(self.stage):
-                        await self._alert_dead_letters(sqs, urls[name])
                 except Exception as exc:
                     if name not in unreadable:  # once until it answers again, not at every refresh
                         unreadable.add(name)
@@ -262,6 +260,9 @@ class QueueConsumer:
                             level=logging.WARNING,
                             queue=name,
                         )
+                    continue
+                if depth and name == self.settings.dead_letter_queue(self.stage):
+                    await self._alert_dead_letters(sqs, urls[name])
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=DEPTH_REFRESH_SECONDS)
 
@@ -273,13 +274,17 @@ class QueueConsumer:
         at its next receive. Looking (without taking: visibility 0) at what the DLQ holds catches those.
         The alert is the one the consumer would have raised, so the store keeps it to one per message.
         """
-        answer = await sqs.receive_message(
-            QueueUrl=dlq_url,
-            MaxNumberOfMessages=10,
-            VisibilityTimeout=0,
-            WaitTimeSeconds=0,
-            AttributeNames=["All"],
-        )
+        try:
+            answer = await sqs.receive_message(
+                QueueUrl=dlq_url,
+                MaxNumberOfMessages=10,
+                VisibilityTimeout=0,
+                WaitTimeSeconds=0,
+                AttributeNames=["All"],
+            )
+        except Exception as exc:  # the next refresh looks again
+            log_event(logger, "dead_letters_unread", f"{type(exc).__name__}: {exc}", level=logging.WARNING)
+            return
         for message in answer.get("Messages", []):
             if message["MessageId"] in self._dead_letters_alerted:
                 continue

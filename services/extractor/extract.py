@@ -152,10 +152,11 @@ def run_extract(
         details["high_water_mark"] = mark
     if mapper.unfit_values:
         details["unfit_values"] = dict(mapper.unfit_values)
-    if bundle.rows:
-        _say_missing_fields(settings, state, source.name, extract_id, mapper.missing_fields, details)
+    missing = sorted(mapper.missing_fields) if bundle.rows else None
+    if missing is not None:
+        _say_missing_fields(settings, state, source.name, extract_id, missing, details)
     progress.record(extract_id, STAGE, SUCCEEDED, counts={"extracted": bundle.rows}, **details)
-    state.release(source.name, extract_id, SUCCEEDED)
+    state.release(source.name, extract_id, SUCCEEDED, missing_fields=missing)
     METRICS.extracts.labels(SUCCEEDED).inc()
     METRICS.rows.labels("extracted").inc(bundle.rows)
     METRICS.bundle_bytes.inc(bundle.bytes)
@@ -194,7 +195,7 @@ def _say_missing_fields(
     state: SourceState,
     source: str,
     extract_id: str,
-    missing: set[str],
+    missing: list[str],
     details: dict[str, Any],
 ) -> None:
     """Say which fields of the movie record the source did not give (they load as nulls).
@@ -204,19 +205,19 @@ def _say_missing_fields(
     null for every movie without anyone being told. A source that never had a field alerts nothing.
     """
     if missing:
-        details["missing_fields"] = sorted(missing)
+        details["missing_fields"] = missing
         log_event(
             logger,
             "fields_missing",
-            f"source {source!r} gives no {', '.join(sorted(missing))}: null in every row",
+            f"source {source!r} gives no {', '.join(missing)}: null in every row",
             level=logging.WARNING,
             extract_id=extract_id,
             source=source,
-            fields=sorted(missing),
+            fields=missing,
         )
+    # What the previous extract lacked; this one's is recorded as the source is released.
     before = state.get(source)["missing_fields"]
-    state.record_missing_fields(source, sorted(missing))
-    lost = sorted(missing - set(before)) if before is not None else []
+    lost = sorted(set(missing) - set(before)) if before is not None else []
     if not lost:
         return
     raise_alert(

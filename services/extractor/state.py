@@ -74,16 +74,23 @@ class SourceState:
                 raise
             raise ExtractAlreadyRunning(source, self.get(source)["running_extract"] or "unknown") from None
 
-    def release(self, source: str, extract_id: str, status: str) -> None:
-        """Give the source back (if ``extract_id`` still holds it) and record how the extract ended."""
+    def release(
+        self, source: str, extract_id: str, status: str, *, missing_fields: list[str] | None = None
+    ) -> None:
+        """Give the source back (if ``extract_id`` still holds it) and record how the extract ended, and
+        (given) which fields of the movie record it did not give."""
         values = {":id": {"S": extract_id}, ":status": {"S": status}, ":at": {"S": now()}}
+        also = ""
+        if missing_fields is not None:
+            values[":fields"] = {"S": json.dumps(sorted(missing_fields))}
+            also = ", missing_fields = :fields"
         try:
             self.dynamodb.update_item(
                 TableName=self.table,
                 Key={"source": {"S": source}},
                 UpdateExpression=(
                     "REMOVE running_extract, running_since "
-                    "SET last_extract = :id, last_status = :status, last_at = :at"
+                    "SET last_extract = :id, last_status = :status, last_at = :at" + also
                 ),
                 ConditionExpression="attribute_not_exists(running_extract) OR running_extract = :id",
                 ExpressionAttributeValues=values,
@@ -114,15 +121,6 @@ class SourceState:
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") != _CONDITION_FAILED:
                 raise
-
-    def record_missing_fields(self, source: str, fields: list[str]) -> None:
-        """Remember which fields of the movie record the source's latest extract did not give."""
-        self.dynamodb.update_item(
-            TableName=self.table,
-            Key={"source": {"S": source}},
-            UpdateExpression="SET missing_fields = :fields",
-            ExpressionAttributeValues={":fields": {"S": json.dumps(sorted(fields))}},
-        )
 
     def forget_mark(self, source: str) -> None:
         """Drop the high-water mark (the next extract reads everything)."""
