@@ -13,6 +13,7 @@ first and reads the local copy, which is ten times faster than DuckDB's small re
 from __future__ import annotations
 
 import argparse
+import asyncio
 import collections
 import contextlib
 import contextvars
@@ -49,6 +50,10 @@ logger = logging.getLogger(__name__)
 
 GLOBAL_CATALOG_FILE = "_fs_global.fsdb"
 CHECKPOINT_THRESHOLD = "256MB"
+IDLE_TRANSACTION_SECONDS = 30.0
+"""A session that leaves a transaction open and sends nothing for this long is ended (its transaction
+rolled back): its client died. Every client here runs a transaction's statements back to back."""
+REAPER_INTERVAL_SECONDS = 1.0
 DATABASE_SUFFIX = ".db"
 
 # Snowflake-only DDL that fakesnow cannot run becomes a successful no-op (fakesnow matches these with
@@ -313,22 +318,35 @@ def _download(url: str, local: Path) -> None:
 
 
 class WarehouseApp:
-    """fakesnow's server app, plus ``GET /health``, and sessions that end when their client logs out.
+    """fakesnow's server app, plus ``GET /health``, and sessions that end when their client does.
 
     fakesnow's login answer has no master token, without which the connector never sends its logout
     (``POST /session?delete=true``), so every session stayed open for good: its DuckDB connection, and
     any transaction a client left behind holding the rows it wrote. Here the login answer carries one,
     and a logout closes the session's DuckDB connection, rolling back what it left, as Snowflake does.
+
+    A client killed inside a transaction never logs out, and its open transaction would make every other
+    session's write to the same rows fail as a conflict, for good. So a session idle inside a transaction
+    for ``idle_transaction_seconds`` is ended the same way (PostgreSQL's
+    ``idle_in_transaction_session_timeout``); its client, if it comes back, is told to log in again.
     """
 
-    def __init__(self, app: ASGIApp, warehouse: FakeSnow):
+    def __init__(
+        self, app: ASGIApp, warehouse: FakeSnow, idle_transaction_seconds: float = IDLE_TRANSACTION_SECONDS
+    ):
         self.app = app
         self.warehouse = warehouse
+        self.idle_transaction_seconds = idle_transaction_seconds
+        self._busy: collections.Counter[str] = collections.Counter()
+        self._last_seen: dict[str, float] = {}
+        self._reaper: asyncio.Task | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         import fakesnow.server as server
         from starlette.responses import JSONResponse
 
+        if self._reaper is None:
+            self._reaper = asyncio.get_running_loop().create_task(self._end_idle_transactions())
         path = scope.get("path") if scope["type"] == "http" else None
         if path == "/health":
             body = {"status": "ok", "databases": self.databases(), "sessions": len(server.sessions)}
@@ -336,15 +354,55 @@ class WarehouseApp:
         elif path == "/session/v1/login-request":
             await self.app(scope, receive, _with_master_token(send))
         elif path == "/session" and b"delete=" in scope["query_string"]:
-            # The header reads: Snowflake Token="<token>" (as fakesnow.server.to_token reads it).
-            auth = dict(scope["headers"]).get(b"authorization", b"").decode()
             # Closed before the answer, so the client's next statement finds the rows given back.
-            if (ending := server.sessions.get(auth[17:-1])) is not None:
+            if (ending := server.sessions.get(token := _token(scope))) is not None:
                 with contextlib.suppress(Exception):
                     ending.close()
+            self._forget(token)
             await self.app(scope, receive, send)
+        elif scope["type"] == "http" and (token := _token(scope)):
+            self._busy[token] += 1
+            try:
+                await self.app(scope, receive, send)
+            finally:
+                self._busy[token] -= 1
+                self._last_seen[token] = time.monotonic()
         else:
             await self.app(scope, receive, send)
+
+    async def _end_idle_transactions(self) -> None:
+        """Every second, end the sessions idle inside a transaction for too long.
+
+        It runs on the event loop, as requests start, so no statement of the session can begin while it
+        is being ended."""
+        import fakesnow.server as server
+
+        while True:
+            await asyncio.sleep(REAPER_INTERVAL_SECONDS)
+            now = time.monotonic()
+            for token, session in list(server.sessions.items()):
+                idle = now - self._last_seen.get(token, now)
+                if self._busy[token] or idle < self.idle_transaction_seconds:
+                    continue
+                if not _in_transaction(session):
+                    continue
+                with contextlib.suppress(Exception):
+                    session.close()
+                server.sessions.pop(token, None)
+                self._forget(token)
+                log_event(
+                    logger,
+                    "idle_transaction_ended",
+                    "a session left a transaction open and went silent: its client is taken for dead, "
+                    "the session ended and its transaction rolled back",
+                    level=logging.WARNING,
+                    idle_seconds=round(idle, 1),
+                    sessions=len(server.sessions),
+                )
+
+    def _forget(self, token: str) -> None:
+        self._busy.pop(token, None)
+        self._last_seen.pop(token, None)
 
     def databases(self) -> list[str]:
         """The warehouse's databases (attached DuckDB files)."""
@@ -355,6 +413,29 @@ class WarehouseApp:
                 [GLOBAL_DATABASE_NAME, "memory"],
             ).fetchall()
         return sorted(name for (name,) in rows)
+
+
+def _in_transaction(session: Any) -> bool:
+    """Whether a session (not running a statement) holds an open transaction.
+
+    fakesnow tracks it only with autocommit off; DuckDB tells by refusing a second BEGIN."""
+    if getattr(session, "_in_transaction", False):
+        return True
+    try:
+        session._duck_conn.begin()
+    except duckdb.TransactionException:
+        return True
+    except duckdb.Error:
+        return False
+    session._duck_conn.rollback()
+    return False
+
+
+def _token(scope: Scope) -> str:
+    """The session token a request carries: its header reads Snowflake Token="<token>" (as
+    fakesnow.server.to_token reads it); empty when there is none."""
+    auth = dict(scope.get("headers") or []).get(b"authorization", b"").decode()
+    return auth[17:-1] if auth.startswith('Snowflake Token="') else ""
 
 
 def _with_master_token(send: Send) -> Send:
@@ -382,14 +463,17 @@ def _with_master_token(send: Send) -> Send:
 
 
 def create_app(
-    data_dir: Path, aws_endpoint_url: str | None = None, region: str = "us-east-1"
+    data_dir: Path,
+    aws_endpoint_url: str | None = None,
+    region: str = "us-east-1",
+    idle_transaction_seconds: float = IDLE_TRANSACTION_SECONDS,
 ) -> WarehouseApp:
     """The ASGI app; one per process, since fakesnow's server keeps its sessions in module globals."""
     import fakesnow.server as server
 
     warehouse = open_warehouse(data_dir, aws_endpoint_url, region)
     server.shared_fs = warehouse
-    return WarehouseApp(server.app, warehouse)
+    return WarehouseApp(server.app, warehouse, idle_transaction_seconds)
 
 
 def close(app: WarehouseApp) -> None:
@@ -406,7 +490,12 @@ def close(app: WarehouseApp) -> None:
 
 
 def serve(
-    host: str, port: int, data_dir: Path, aws_endpoint_url: str | None, region: str = "us-east-1"
+    host: str,
+    port: int,
+    data_dir: Path,
+    aws_endpoint_url: str | None,
+    region: str = "us-east-1",
+    idle_transaction_seconds: float = IDLE_TRANSACTION_SECONDS,
 ) -> None:
     """Run the warehouse until SIGTERM or SIGINT, then close it cleanly and exit 0."""
 
@@ -417,9 +506,15 @@ def serve(
     # installed: these, so that the database files are closed below rather than the process killed.
     for handled in (signal.SIGTERM, signal.SIGINT):
         signal.signal(handled, _exit)
-    app = create_app(data_dir, aws_endpoint_url, region)
+    app = create_app(data_dir, aws_endpoint_url, region, idle_transaction_seconds)
     log_event(
-        logger, "warehouse_started", host=host, port=port, data_dir=str(data_dir), databases=app.databases()
+        logger,
+        "warehouse_started",
+        host=host,
+        port=port,
+        data_dir=str(data_dir),
+        databases=app.databases(),
+        idle_transaction_seconds=idle_transaction_seconds,
     )
     try:
         uvicorn.run(app, host=host, port=port, log_config=None, access_log=False, lifespan="off")
@@ -464,10 +559,18 @@ def main(argv: list[str] | None = None) -> int:
         help="S3 endpoint for s3:// URLs (moto locally); AWS's own when omitted",
     )
     parser.add_argument("--region", default=defaults.region)
+    parser.add_argument(
+        "--idle-transaction-seconds",
+        type=float,
+        default=IDLE_TRANSACTION_SECONDS,
+        help="end a session idle this long inside a transaction (its client died); default %(default)s",
+    )
     parser.add_argument("--log-level", default=defaults.log_level)
     args = parser.parse_args(argv)
     configure_logging("warehouse", args.log_level)
-    serve(args.host, args.port, args.data_dir, args.aws_endpoint_url, args.region)
+    serve(
+        args.host, args.port, args.data_dir, args.aws_endpoint_url, args.region, args.idle_transaction_seconds
+    )
     return 0
 
 

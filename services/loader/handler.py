@@ -9,6 +9,7 @@ so the message is retried and, after repeated failure, dead-lettered.
 from __future__ import annotations
 
 import functools
+import itertools
 import logging
 import random
 import threading
@@ -37,10 +38,12 @@ from shared.warehouse import connect
 logger = logging.getLogger(__name__)
 
 STAGE = "loader"
-CONFLICT_ATTEMPTS = 10
+CONFLICT_RETRY_SECONDS = 180
 CONFLICT_WAIT_SECONDS = 5
-"""A load that loses a race to another loader is tried again, up to this many times, after a random wait
-that doubles up to this many seconds."""
+"""A load that loses a race to another loader is tried again after a random wait that doubles up to
+``CONFLICT_WAIT_SECONDS``, for up to ``CONFLICT_RETRY_SECONDS``: long enough for the other's merge of a
+large extract to commit, or for the local warehouse to end the transaction of a loader killed mid-merge
+(``moviepipe.warehouse.IDLE_TRANSACTION_SECONDS``)."""
 
 
 class Loader:
@@ -100,12 +103,13 @@ class Loader:
         again is safe, and it is done here rather than by the queue, whose few receives are for failures
         that waiting does not cure.
         """
-        for attempt in range(1, CONFLICT_ATTEMPTS + 1):
+        deadline = time.monotonic() + CONFLICT_RETRY_SECONDS
+        for attempt in itertools.count(1):
             try:
                 self._load(created)
                 return
             except LoadConflict as exc:
-                if attempt == CONFLICT_ATTEMPTS:
+                if time.monotonic() > deadline:
                     raise
                 wait = random.uniform(0.1, min(CONFLICT_WAIT_SECONDS, 0.25 * 2**attempt))
                 log_event(

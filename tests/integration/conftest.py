@@ -18,8 +18,11 @@ from tests.conftest import free_port, wait_for_http
 
 
 @contextlib.contextmanager
-def warehouse_process(data_dir: Path, aws_endpoint_url: str, port: int | None = None) -> Iterator[int]:
-    """``python -m moviepipe.warehouse`` as a child process, as the stack runs it; yields its port."""
+def warehouse_process(
+    data_dir: Path, aws_endpoint_url: str, port: int | None = None, *options: str
+) -> Iterator[int]:
+    """``python -m moviepipe.warehouse`` as a child process, as the stack runs it (``options`` added to its
+    command line); yields its port."""
     port = port or free_port()
     log = (data_dir.parent / f"{data_dir.name}-warehouse.log").open("ab")
     process = subprocess.Popen(
@@ -35,6 +38,7 @@ def warehouse_process(data_dir: Path, aws_endpoint_url: str, port: int | None = 
             str(data_dir),
             "--aws-endpoint-url",
             aws_endpoint_url,
+            *options,
         ],
         stdout=log,
         stderr=subprocess.STDOUT,

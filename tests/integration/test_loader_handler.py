@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ import snowflake.connector
 
 from deploy.resources import alerts_inbox
 from services.loader import handler as loader_handler
-from services.loader import load
+from services.loader import load, statements
 from services.loader.bootstrap import bootstrap
 from services.loader.bundle import read_bundle
 from services.loader.exceptions import LoadConflict
@@ -32,6 +33,7 @@ from shared.settings import Settings
 from shared.warehouse import connect, connection_parameters, query
 from tests.conftest import free_port
 from tests.factories import the_email_of
+from tests.integration.conftest import warehouse_process
 
 pytestmark = pytest.mark.integration
 
@@ -614,6 +616,45 @@ def test_a_load_abandoned_mid_transaction_leaves_nothing_and_the_retry_loads_onc
         cursor.execute("COMMIT")
     abandoned.close()
     assert count(settings, "RAW.MOVIES", bundle.extract_id) == 6
+
+
+def test_a_loader_killed_mid_merge_holds_the_star_schema_only_until_its_silent_session_is_ended(
+    warehouse_settings, archive_bundle, moto_endpoint, tmp_path, caplog
+):
+    # GIVEN a warehouse that ends a session silent inside a transaction after 3 s, an extract merged, and
+    # a loader killed mid-merge: its transaction merged the next extract (the same movies, newer) into the
+    # star schema, replacing their current facts, and never committed
+    caplog.set_level(logging.INFO, logger=loader_handler.__name__)
+    data_dir = tmp_path / "warehouse"
+    with warehouse_process(data_dir, moto_endpoint, None, "--idle-transaction-seconds", "3") as port:
+        settings = warehouse_settings.model_copy(update={"warehouse_port": port})
+        database = settings.warehouse_database
+        merged, first, second = (archive_bundle(movies=n) for n in (4, 4, 6))
+        assert (
+            make_handler(settings)(sqs_event(settings, merged.manifest_key), None)["batchItemFailures"] == []
+        )
+        with connect(settings) as connection:
+            load.load_bundle(connection, database, read_bundle(settings, first.created(settings)))
+        killed = snowflake.connector.connect(**connection_parameters(settings))
+        try:
+            cursor = killed.cursor()
+            cursor.execute("BEGIN")
+            for statement in statements.star_merge(database):
+                cursor.execute(statement)
+
+            # WHEN another loader is handed a third extract of the same movies meanwhile
+            result = make_handler(settings)(sqs_event(settings, second.manifest_key), None)
+
+            # THEN its merge conflicts with the open transaction, waits until the warehouse ends that
+            # session, and merges both waiting extracts, each fact once
+            assert result == {"batchItemFailures": []}
+            assert any(record.event == "load_conflict_retried" for record in caplog.records)
+            assert "idle_transaction_ended" in (tmp_path / "warehouse-warehouse.log").read_text()
+            for bundle in (merged, first, second):
+                assert count(settings, "ANALYTICS.FACT_MOVIE_RATING", bundle.extract_id) == bundle.movies
+            assert reconciliation(settings, second.extract_id)[0]["STATUS"] == "RECONCILED"
+        finally:
+            killed.close()
 
 
 def test_a_concurrent_second_load_of_the_same_files_fails_to_commit(

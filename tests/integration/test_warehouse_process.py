@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -271,6 +272,53 @@ def test_a_session_that_ends_mid_transaction_gives_its_rows_back(warehouse):
     # outlives its client
     assert query(settings, f"SELECT N FROM {db}.PUBLIC.T")[1] == [(2,)]
     assert httpx.get(f"http://127.0.0.1:{warehouse}/health").json()["sessions"] == sessions
+
+
+def test_a_session_whose_client_dies_mid_transaction_gives_its_rows_back_after_it_goes_silent(
+    moto_endpoint, tmp_path
+):
+    # GIVEN a warehouse that ends sessions idle inside a transaction for 2 s, and a client that updated a
+    # row in a transaction and then went silent without committing or logging out (as a killed one does)
+    with warehouse_process(
+        tmp_path / "warehouse", moto_endpoint, None, "--idle-transaction-seconds", "2"
+    ) as port:
+        settings = at(port, "IDLE")
+        query(settings, "CREATE TABLE IDLE.PUBLIC.T (ID NUMBER(38,0), N NUMBER(38,0))")
+        query(settings, "INSERT INTO IDLE.PUBLIC.T VALUES (1, 0)")
+        dead = snowflake.connector.connect(**connection_parameters(settings))
+        try:
+            cursor = dead.cursor()
+            cursor.execute("BEGIN")
+            cursor.execute("UPDATE IDLE.PUBLIC.T SET N = 1 WHERE ID = 1")
+            # a session without a transaction is never ended for being idle
+            idle = snowflake.connector.connect(**connection_parameters(settings))
+            idle.cursor().execute("SELECT 1")
+            sessions = httpx.get(f"http://127.0.0.1:{port}/health").json()["sessions"]
+
+            # WHEN another session writes the same row: at first it conflicts with the open transaction
+            with pytest.raises(snowflake.connector.errors.ProgrammingError, match="40001"):
+                query(settings, "UPDATE IDLE.PUBLIC.T SET N = 2 WHERE ID = 1")
+            deadline = time.monotonic() + 20
+            while True:
+                try:
+                    query(settings, "UPDATE IDLE.PUBLIC.T SET N = 2 WHERE ID = 1")
+                    break
+                except snowflake.connector.errors.ProgrammingError:
+                    assert time.monotonic() < deadline, "the silent session's transaction was never ended"
+                    time.sleep(0.5)
+
+            # THEN once the silent session is ended its update is rolled back and the write goes through,
+            # the idle session without a transaction lives on, and the silent client is refused (401)
+            assert query(settings, "SELECT N FROM IDLE.PUBLIC.T")[1] == [(2,)]
+            assert httpx.get(f"http://127.0.0.1:{port}/health").json()["sessions"] == sessions - 1
+            assert idle.cursor().execute("SELECT 2").fetchall() == [(2,)]
+            with pytest.raises(snowflake.connector.errors.Error, match="401 Unauthorized"):
+                cursor.execute("COMMIT")
+            log = (tmp_path / "warehouse-warehouse.log").read_text()
+            assert '"event": "idle_transaction_ended"' in log
+        finally:
+            idle.close()
+            dead.close()
 
 
 def test_the_module_can_run_in_process(moto_endpoint, tmp_path: Path):
