@@ -229,23 +229,20 @@ class CleanedMovies:
         """Write ``movies/`` and ``rejects/`` under ``directory`` (any path Spark writes), one CSV part each.
 
         Rows keep their order in ``movies.csv``, so the same input always gives the same bytes. The counts
-        are observed while the clean rows are written, which saves a pass over the data.
+        are observed while the clean rows are written, which saves a pass over the data; when they say no
+        row was refused, the rejects file is written from no rows rather than by checking every row again.
         """
         # Observations of one session are matched by name: a unique one keeps concurrent runs apart.
         observed = Observation(f"transform_counts_{uuid.uuid4().hex}")
         ranked = self._ranked().observe(observed, *(F.expr(sql) for sql in _aliased(COUNTS)))
-        clean = self._clean_rows(ranked)
-        for role, frame in (("movies", clean), ("rejects", self._reject_rows())):
-            (
-                # One partition after the heavy work, not before it: repartition keeps the scan parallel.
-                frame.repartition(1)
-                .sortWithinPartitions(ROW)
-                .drop(ROW)
-                .write.mode("overwrite")
-                .options(**CSV_WRITE_OPTIONS)
-                .csv(f"{directory}/{role}")
-            )
-        return _counts(observed.get)
+        # The batch's mean rating is a window over the whole batch, which already holds it in one partition.
+        _write_csv(self._clean_rows(ranked), f"{directory}/movies", gathered=self.rules.mean_rating is None)
+        counts = _counts(observed.get)
+        rejects = self._reject_rows()
+        if not counts.rejected:
+            rejects = self.spark.createDataFrame([], rejects.schema)
+        _write_csv(rejects, f"{directory}/rejects")
+        return counts
 
     def _ranked(self) -> DataFrame:
         return self._query(ranked_query, self.checked)
@@ -258,6 +255,23 @@ class CleanedMovies:
 
     def _query(self, query, frame: DataFrame) -> DataFrame:
         return _run_sql(self.spark, query, frame)
+
+
+def _write_csv(frame: DataFrame, path: str, *, gathered: bool = False) -> None:
+    """``frame`` as one CSV part at ``path``, in input order (``_row``), without ``_row``.
+
+    One partition after the heavy work, not before it: ``repartition`` keeps the work before it parallel.
+    A frame ``gathered`` in one partition already (by a whole-batch window) is only coalesced, which
+    spares shuffling all of it a second time.
+    """
+    single = frame.coalesce(1) if gathered else frame.repartition(1)
+    (
+        single.sortWithinPartitions(ROW)
+        .drop(ROW)
+        .write.mode("overwrite")
+        .options(**CSV_WRITE_OPTIONS)
+        .csv(path)
+    )
 
 
 def clean_movies(raw: DataFrame, rules: BatchRules | str) -> CleanedMovies:
