@@ -20,7 +20,7 @@ from typing import Any
 from moviepipe import stack
 from moviepipe.client import ExtractorClient
 from moviepipe.loadtest import percentile
-from shared.aws import client
+from shared.aws import DOWNLOADS, client
 from shared.settings import STAGES, Settings
 
 SCALE_SIZES = (1_000_000, 5_000_000)
@@ -100,7 +100,7 @@ def duckdb_reference(settings: Settings, source: str, extract_id: str) -> float:
     with tempfile.TemporaryDirectory() as work:
         movies = Path(work) / "movies.csv"
         key = f"{source}/{extract_id}/movies.csv"
-        client("s3", settings).download_file(settings.bucket("processed"), key, str(movies))
+        client("s3", settings).download_file(settings.bucket("processed"), key, str(movies), Config=DOWNLOADS)
         began = time.perf_counter()
         with duckdb.connect() as connection:
             connection.execute(

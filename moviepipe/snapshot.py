@@ -32,7 +32,7 @@ from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import ClientError
 
 from deploy.resources import resources
-from shared.aws import client
+from shared.aws import DOWNLOADS, client
 from shared.logs import log_event
 from shared.settings import Settings
 
@@ -129,7 +129,7 @@ def _save_bucket(settings: Settings, bucket: str, folder: Path, saved: Saved) ->
                 entry = {**same, "file": str(number)}
             else:
                 head = s3.head_object(Bucket=bucket, Key=item["Key"])
-                s3.download_file(bucket, item["Key"], str(path))
+                s3.download_file(bucket, item["Key"], str(path), Config=DOWNLOADS)
                 entry = {
                     "key": item["Key"],
                     "file": str(number),

@@ -18,6 +18,10 @@ UPLOADS = TransferConfig(multipart_threshold=64 * 1024 * 1024)
 """How files are uploaded: one PUT up to 64 MiB (boto3 splits from 8 MiB by default, which made a 10 MB
 archive part two requests and twice as slow); larger files in boto3's default 8 MiB parts, so memory stays
 bounded."""
+DOWNLOADS = TransferConfig(multipart_threshold=64 * 1024 * 1024, multipart_chunksize=64 * 1024 * 1024)
+"""How files are downloaded: ranged GETs of 64 MiB, ten at a time, rather than boto3's 8 MiB. Each ranged
+GET costs moto a pass over the whole object, so 8 MiB ranges made a 636 MB download take 21.6 s against
+4.2 s (measured on the bench machine); S3 serves either at full speed."""
 _RETRIES = Config(retries={"max_attempts": 5, "mode": "standard"}, connect_timeout=5, read_timeout=60)
 
 

@@ -25,7 +25,7 @@ from boto3.exceptions import Boto3Error
 from botocore.exceptions import BotoCoreError, ClientError
 
 from services.transformer.exceptions import ArchiveIncomplete, StorageUnavailable
-from shared.aws import UPLOADS
+from shared.aws import DOWNLOADS, UPLOADS
 from shared.logs import log_event
 from shared.manifest import MANIFEST_NAME, Manifest, Resource, describe_file, new_manifest
 from shared.schema import CLEAN_MOVIE_FIELDS, REJECT_FIELDS, field_names
@@ -224,7 +224,7 @@ def download_prefix(s3: Any, bucket: str, prefix: str, directory: Path) -> None:
         for item in page.get("Contents", []):
             local = directory / item["Key"].removeprefix(prefix)
             local.parent.mkdir(parents=True, exist_ok=True)
-            s3.download_file(bucket, item["Key"], str(local))
+            s3.download_file(bucket, item["Key"], str(local), Config=DOWNLOADS)
 
 
 def delete_prefix(s3: Any, bucket: str, prefix: str) -> None:

@@ -38,6 +38,7 @@ from services.transformer.archive import (
 from services.transformer.counts import TransformCounts, verified
 from services.transformer.movies_csv import header_columns
 from services.transformer.spark_conf import GLUE_CONF_ARGUMENT, LAUNCH_CONF, SPARK_CONF
+from shared.aws import DOWNLOADS
 from shared.manifest import Manifest
 from shared.schema import MOVIE_FIELDS, Field, field_names, spark_schema
 from shared.transform import (
@@ -353,7 +354,7 @@ def main(argv: Sequence[str] | None = None) -> Manifest:
             bucket, key = split_s3_uri(input_path)
             (work / "input").mkdir()
             input_path = str(work / "input" / "movies.csv")
-            s3.download_file(bucket, key, input_path)
+            s3.download_file(bucket, key, input_path, Config=DOWNLOADS)
         common = {
             "input_path": input_path,
             "extract_id": args.extract_id,

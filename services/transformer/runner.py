@@ -38,7 +38,7 @@ from services.transformer.exceptions import (
 from services.transformer.glue_assets import GLUE_VERSION, AssetUploader, GlueAssets
 from services.transformer.settings import TransformerSettings
 from services.transformer.spark_conf import GLUE_CONF_ARGUMENT, LAUNCH_CONF, SPARK_CONF
-from shared.aws import client, is_missing
+from shared.aws import DOWNLOADS, client, is_missing
 from shared.logs import log_event
 from shared.manifest import (
     MANIFEST_NAME,
@@ -391,7 +391,7 @@ class AutoRunner:
 def stage_input(s3: Any, job: TransformJob, destination: Path) -> None:
     """Download ``movies.csv`` and check it is the file the manifest vouches for."""
     try:
-        s3.download_file(job.input_bucket, job.input_key, str(destination))
+        s3.download_file(job.input_bucket, job.input_key, str(destination), Config=DOWNLOADS)
     except ClientError as exc:
         if is_missing(exc):
             raise InputMissing(f"{job.input_uri} does not exist") from exc
