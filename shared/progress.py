@@ -73,9 +73,13 @@ class ExtractProgress:
         counts: dict[str, int] | None = None,
         error: dict[str, Any] | None = None,
         source: str | None = None,
+        begins: bool = True,
         **details: Any,
     ) -> bool:
         """Set one stage's status (and counts, error, locations) on the extract's record; whether it did.
+
+        A ``running`` record marks when the stage started, unless ``begins`` is false: news of a stage
+        already going (rows read so far), which must not move its start.
 
         One conditional update: a stage's word is replaced only by a later one (by its time), so a slow
         attempt that finishes after a newer one (a redelivery, a replay) cannot overwrite it. ``source``
@@ -96,7 +100,7 @@ class ExtractProgress:
         )
         names = {"#stage": stage, "#stage_at": f"{stage}_at"}
         values = {":entry": {"S": json.dumps(entry)}, ":at": {"S": entry["at"]}, ":feed": {"S": FEED}}
-        if status == RUNNING:
+        if status == RUNNING and begins:
             # When the stage (last) started lives beside its status, so that finishing needs no read.
             update += ", #started = :at"
             names["#started"] = _started_attribute(stage)

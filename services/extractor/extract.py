@@ -116,7 +116,13 @@ def run_extract(
 
     def read_so_far(rows: int) -> None:
         progress.record(
-            extract_id, STAGE, RUNNING, counts={"extracted": rows}, landing=uri, extract_kind=kind
+            extract_id,
+            STAGE,
+            RUNNING,
+            counts={"extracted": rows},
+            landing=uri,
+            extract_kind=kind,
+            begins=False,
         )
 
     with tempfile.TemporaryDirectory(prefix=f"extract-{extract_id}-") as work:

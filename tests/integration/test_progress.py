@@ -63,6 +63,25 @@ def test_a_stage_finished_without_starting_has_no_start_and_a_rerun_starts_again
     assert loader["started_at"] >= first and loader["status"] == SUCCEEDED
 
 
+def test_news_of_a_running_stage_does_not_move_its_start(provisioned):
+    # GIVEN a stage that started
+    progress = ExtractProgress(provisioned)
+    progress.begin("e-3", "imdb")
+    progress.record("e-3", "extractor", RUNNING)
+    started = progress.get("e-3")["stages"]["extractor"]["started_at"]
+
+    # WHEN it reports rows read so far, later, then finishes
+    time.sleep(0.01)
+    progress.record("e-3", "extractor", RUNNING, counts={"extracted": 500_000}, begins=False)
+    reported = progress.get("e-3")["stages"]["extractor"]
+    progress.record("e-3", "extractor", SUCCEEDED, counts={"extracted": 1_000_000})
+
+    # THEN the record shows the rows so far, and the stage's start is still when it began
+    assert reported["counts"] == {"extracted": 500_000} and reported["at"] > started
+    extractor = progress.get("e-3")["stages"]["extractor"]
+    assert extractor["started_at"] == started and extractor["status"] == SUCCEEDED
+
+
 def test_a_slow_attempt_finishing_late_does_not_overwrite_a_newer_word(provisioned, monkeypatch):
     # GIVEN a stage that succeeded (a redelivery or replay), and an older attempt still running
     progress = ExtractProgress(provisioned)
