@@ -311,8 +311,10 @@ def _copy_from_local_copies() -> None:
 
 
 def _download(url: str, local: Path) -> None:
+    """One streaming GET: s3fs's default, ten ranged GETs of 50 MB at a time, costs moto a pass over the
+    whole object for each (a 1.07 GB archive file: 18.5 s, against 2.3 s streamed)."""
     try:
-        _COPY_STAGING["filesystem"].get_file(url, str(local))
+        _COPY_STAGING["filesystem"].get_file(url, str(local), max_concurrency=1)
     except FileNotFoundError as exc:
         raise duckdb.IOException(f'No files found that match the pattern "{url}"') from exc
 
