@@ -108,9 +108,6 @@ ARCHIVE_BYTES_PER_CSV_BYTE = 11_955_164 / 6_907_564
 """The clean part (33 columns: the record, its key, the enrichment) against the extract's movies.csv."""
 ARCHIVE_GZIP_RATIO = 4.73
 """That clean part gzipped (level 6) is 4.73 times smaller."""
-ARROW_BYTES_PER_ARCHIVE_BYTE = 1.488
-"""The clean part read as the archive step reads it (pyarrow, every column a string) takes 1.488 times its
-bytes in memory."""
 
 # -- assumptions ---------------------------------------------------------------------------------------------
 TARGET_BUSY = 0.75
@@ -119,8 +116,6 @@ GLUE_START_SECONDS = 15.0
 """Per run, Glue's start and Spark's session (a cold Spark process took about 12 s here, DESIGN.md)."""
 GLUE_PUBLISH_BYTES_PER_SECOND = 60e6
 """The Glue driver's publish step, one pass after another: download the parts, hash, count, upload."""
-GLUE_DRIVER_PYTHON_BYTES = 8e9
-"""Of a G.1X driver's 16 GB, what its Python process can use next to the JVM."""
 SPARK_READ_SPLIT = 128 * MIB
 """Spark on Glue is assumed to read and write S3 in pieces of this size."""
 WAREHOUSE_READ_BYTES = 8 * MIB
@@ -843,10 +838,6 @@ def limits_table(m: Measured) -> str:
         (
             "unzipper on Lambda as deployed: 60 s at 1,024 MB",
             LAMBDA_TIMEOUT_SECONDS * lambda_deployed / row.inflated,
-        ),
-        (
-            "Glue driver reads the whole clean part into memory to count it (G.1X)",
-            GLUE_DRIVER_PYTHON_BYTES / (row.archive * ARROW_BYTES_PER_ARCHIVE_BYTE),
         ),
         (
             "Glue driver's disk: the parts are downloaded to publish them (44 GB free)",
