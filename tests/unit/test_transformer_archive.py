@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from services.transformer import archive
 from services.transformer.archive import (
     DirectoryTarget,
     archive_manifest,
@@ -130,3 +131,16 @@ def test_s3_uris_split_into_bucket_and_key():
     assert split_s3_uri("s3://bucket/imdb/e1") == ("bucket", "imdb/e1")
     with pytest.raises(ValueError, match="s3://"):
         split_s3_uri("/local/path")
+
+
+def test_a_value_longer_than_a_counting_block_is_counted_with_larger_blocks(tmp_path):
+    # GIVEN a part whose rows are counted a block at a time, one of them holding a 3 MB value
+    part = tmp_path / "movies" / "part-00000.csv"
+    part.parent.mkdir()
+    lines = ["title,mpaa", *(f"m{i},PG" for i in range(50_000)), f'"{"x" * (3 << 20)}",', '"",R']
+    part.write_text("\n".join([*lines, *(f"n{i}," for i in range(50_000))]) + "\n")
+    assert part.stat().st_size > archive.BLOCK_BYTES[0]
+
+    # WHEN it is counted
+    # THEN every row is counted once, and every empty field as a null
+    assert archive._csv_rows(part) == (100_002, {"title": 1, "mpaa": 50_001})
