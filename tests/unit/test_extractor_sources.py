@@ -15,6 +15,7 @@ from services.extractor.exceptions import SourceUnreadable, UnknownSource
 from services.extractor.records import RecordMapper
 from services.extractor.settings import ExtractorSettings
 from services.extractor.sources import SqliteSource, default_sources, seed_imdb_database
+from services.extractor.sources import sql as sql_source
 from services.extractor.sources.imdb import ARCHIVE_MEMBER, canonical_columns
 from shared.schema import arrow_schema, field_names
 
@@ -188,3 +189,109 @@ def test_a_trailing_comment_in_a_sqlite_query_does_not_break_it(tmp_path: Path, 
     seed_imdb_database(database, archive)
     source = SqliteSource("imdb", database, table=None, query="SELECT * FROM movies -- every one")
     assert read_all(source).num_rows == 3
+
+
+def _movies_table(database: Path, rows: list[list]) -> None:
+    names = field_names()
+    with sqlite3.connect(database) as connection:
+        connection.execute("CREATE TABLE IF NOT EXISTS movies (" + ", ".join(f'"{n}"' for n in names) + ")")
+        connection.executemany(
+            f"INSERT INTO movies VALUES ({', '.join('?' * len(names))})",
+            [[*row, *([None] * (len(names) - len(row)))] for row in rows],
+        )
+
+
+def _through_the_cursor(
+    source: SqliteSource, batch_rows: int, monkeypatch, since: str | None = None
+) -> list[pa.RecordBatch]:
+    with monkeypatch.context() as patched:
+        patched.setattr(sql_source, "_adbc_can_read", lambda *args: False)
+        return list(source.read_batches(batch_rows, since=since))
+
+
+def test_a_file_typed_one_class_a_column_is_read_by_adbc_into_the_cursors_values(tmp_path: Path, monkeypatch):
+    # GIVEN a table whose columns each hold one storage class; the first batch's budget is all null
+    database = tmp_path / "typed.sqlite"
+    _movies_table(
+        database, [["A", 1990, None, None, 6.5], ["B", 1991, 90, None, None], ["C", None, 95, 2000, 7.0]]
+    )
+    source = SqliteSource("typed", database)
+    read_by: list[str] = []
+    monkeypatch.setattr(sql_source, "_sqlite_batches", _spy(sql_source._sqlite_batches, read_by))
+    # WHEN read in batches of two
+    batches = list(source.read_batches(2))
+    # THEN ADBC read it, and gave what the cursor gives, batch by batch
+    assert read_by == ["adbc"]
+    expected = _through_the_cursor(source, 2, monkeypatch)
+    assert [batch.to_pylist() for batch in batches] == [batch.to_pylist() for batch in expected]
+    assert pa.Table.from_batches(batches).column("rating").to_pylist() == [6.5, None, 7.0]
+
+
+def _spy(function, calls: list[str]):
+    def spied(*args, **kwargs):
+        calls.append("adbc")
+        return function(*args, **kwargs)
+
+    return spied
+
+
+@pytest.mark.parametrize(
+    ("rows", "column", "values"),
+    [
+        ([["A", 1990], ["B", "unknown"], ["C", 1992]], "year", [1990, "unknown", 1992]),
+        ([["A", 1990, None, None, 6.5], ["B", 1991, None, None, "good"]], "rating", [6.5, "good"]),
+        (
+            [["A", 1990, None, None, None], ["B", 1991, None, None, None], ["C", 1992, None, None, 7.5]],
+            "rating",
+            [None, None, 7.5],
+        ),
+    ],
+    ids=["integer-and-text", "real-and-text", "real-after-an-all-null-batch"],
+)
+def test_a_column_adbc_would_type_otherwise_is_read_through_the_cursor(
+    tmp_path: Path, monkeypatch, rows, column, values
+):
+    # GIVEN a column mixing storage classes, or a real after a first batch of nulls
+    database = tmp_path / "mixed.sqlite"
+    _movies_table(database, rows)
+    source = SqliteSource("mixed", database)
+    read_by: list[str] = []
+    monkeypatch.setattr(sql_source, "_sqlite_batches", _spy(sql_source._sqlite_batches, read_by))
+    # WHEN read in batches of two
+    batches = list(source.read_batches(2))
+    # THEN the cursor read it: each value as it is (text where a batch mixes), nothing fails
+    assert read_by == []
+    read = [value for batch in batches for value in batch.column(column).to_pylist()]
+    assert [str(value) for value in read] == [str(value) for value in values]
+
+
+def test_a_change_to_the_file_is_seen_by_the_next_read(tmp_path: Path, monkeypatch):
+    # GIVEN a file ADBC read, because its year held integers only
+    database = tmp_path / "changing.sqlite"
+    _movies_table(database, [["A", 1990], ["B", 1991]])
+    source = SqliteSource("changing", database)
+    assert pa.Table.from_batches(list(source.read_batches(10))).column("year").to_pylist() == [1990, 1991]
+    # WHEN a row with text for a year is added
+    _movies_table(database, [["C", "soon"]])
+    # THEN the next read types it as the cursor does, not as the first read found the file
+    read_by: list[str] = []
+    monkeypatch.setattr(sql_source, "_sqlite_batches", _spy(sql_source._sqlite_batches, read_by))
+    years = pa.Table.from_batches(list(source.read_batches(10))).column("year").to_pylist()
+    assert read_by == [] and years == ["1990", "1991", "soon"]
+
+
+def test_an_incremental_read_by_adbc_binds_the_mark_as_the_cursor_does(tmp_path: Path, monkeypatch):
+    # GIVEN an incremental source on a text cursor
+    database = tmp_path / "incremental.sqlite"
+    _movies_table(database, [["C", 1993], ["A", 1990], ["D", 1994], ["B", 1991]])
+    source = SqliteSource("incremental", database, cursor="title")
+    read_by: list[str] = []
+    monkeypatch.setattr(sql_source, "_sqlite_batches", _spy(sql_source._sqlite_batches, read_by))
+    # WHEN read from the mark "B"
+    batches = list(source.read_batches(2, since="B"))
+    # THEN ADBC read the rows at or above the mark, in cursor order, as the cursor reads them
+    assert read_by == ["adbc"]
+    titles = [title for batch in batches for title in batch.column("title").to_pylist()]
+    assert titles == ["B", "C", "D"]
+    expected = [batch.to_pylist() for batch in _through_the_cursor(source, 2, monkeypatch, since="B")]
+    assert [batch.to_pylist() for batch in batches] == expected
