@@ -17,7 +17,7 @@ import time
 from typing import Any
 
 from services.loader.bootstrap import bootstrap
-from services.loader.bundle import ArchiveBundle, read_bundle
+from services.loader.bundle import ArchiveBundle, locate, read_bundle
 from services.loader.exceptions import BadBundle, LoadConflict
 from services.loader.load import LOAD_SKIPPED, LoadResult, load_bundle
 from services.loader.merge import merge_star
@@ -121,10 +121,12 @@ class Loader:
         started = time.monotonic()
         self.ensure_bootstrapped()
         try:
-            bundle = read_bundle(self.settings, created)
+            # The stage begins as the bundle is read: checking its files is the loader's work.
+            location = locate(created)
             self.progress.record(
-                bundle.extract_id, STAGE, RUNNING, source=bundle.source, manifest=created.uri
+                location.extract_id, STAGE, RUNNING, source=location.source, manifest=created.uri
             )
+            bundle = read_bundle(self.settings, created)
             with connect(self.settings) as connection:
                 database = self.settings.warehouse_database
                 result = load_bundle(connection, database, bundle)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -123,9 +124,14 @@ class Catalog:
                 for table in TABLES:
                     self._ensure_table(glue, table)
                 self._tables_ready = True
-            self._write_symlink(source, extract_id)
-            for table in TABLES:
-                self._ensure_partition(glue, table, source, extract_id)
+            # Four independent requests, sent together: a round trip each would add up on every extract.
+            with ThreadPoolExecutor(max_workers=len(TABLES) + 1) as pool:
+                done = [pool.submit(self._write_symlink, source, extract_id)]
+                done += [
+                    pool.submit(self._ensure_partition, glue, table, source, extract_id) for table in TABLES
+                ]
+                for future in done:
+                    future.result()
         except (ClientError, BotoCoreError) as exc:
             raise CatalogUnavailable(
                 f"could not register extract {extract_id} in the Glue Data Catalog ({self.database}): {exc}"
