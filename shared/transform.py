@@ -199,7 +199,8 @@ def text_sql(field: Field) -> str:
     present = f"CASE WHEN NOT {_in(trimmed, MISSING_MARKERS)} THEN {trimmed} END"
     if field.kind in ("integer", "number"):
         # Thousands separators only in their proper places: "1,5" stays a text that is not a number.
-        grouped = f"{present} RLIKE {literal(_GROUPED)}"
+        # Only a text with a comma can be grouped; the test for one spares the others the expression.
+        grouped = f"{present} LIKE '%,%' AND {present} RLIKE {literal(_GROUPED)}"
         return f"CASE WHEN {grouped} THEN replace({present}, ',', '') ELSE {present} END"
     return present
 
