@@ -10,7 +10,6 @@ only the fields the extract needs are selected.
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import os
 from collections.abc import Iterator, Sequence
@@ -138,9 +137,9 @@ class SqlSource:
                 if engine.dialect.name == "postgresql":
                     yield from _postgres_batches(connection, statement, since, batch_rows)
                 elif engine.dialect.name == "sqlite" and _adbc_can_read(
-                    connection, _qmark(statement, since), since, wanted, batch_rows
+                    connection, qmarked := _qmark(statement, since), since, wanted, batch_rows
                 ):
-                    yield from _sqlite_batches(engine.url, _qmark(statement, since), since, batch_rows)
+                    yield from _sqlite_batches(engine.url, qmarked, since, batch_rows)
                 else:
                     yield from _cursor_batches(connection, statement, since, wanted, batch_rows)
         except sa.exc.SQLAlchemyError as exc:
@@ -245,8 +244,6 @@ def _adbc_can_read(
     """
     url = connection.engine.url
     if not names or not url.database or url.database == ":memory:" or url.query:
-        return False
-    if importlib.util.find_spec("adbc_driver_sqlite") is None:
         return False
     key = (url.database, _file_state(url.database), statement, since, batch_rows)
     if key not in _ADBC_CAN_READ:
