@@ -8,9 +8,9 @@ skipped, and a line that does not split into the header's number of columns is a
 from __future__ import annotations
 
 import csv
-import io
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 
@@ -18,8 +18,8 @@ from services.transformer.exceptions import InvalidHeader
 from shared.schema import field_names
 from shared.transform import CORRUPT_RECORD, ROW
 
-# What Java's String.trim() strips: a line of only these is blank to Spark's reader.
-_BLANK = "".join(chr(code) for code in range(33))
+_BLANK_BYTES = bytes(range(33))
+"""What Java's String.trim() strips: a line of only these is blank to Spark's reader."""
 
 
 def header_columns(line: str | None) -> list[str]:
@@ -48,70 +48,160 @@ def read_lines(path: Path) -> pa.Table:
 
     Lines whose quotes balance (nearly all) are parsed together by Arrow's CSV reader, one record per
     line; the rest (a quote left open, which Arrow would carry onto the next line) one by one with the
-    csv module. ``_row`` numbers the records in file order, whichever parser read them.
+    csv module. ``_row`` numbers the records in file order, whichever parser read them. The lines are
+    found, and their quotes counted, over the file's bytes at once: no line becomes a Python object
+    unless it needs the csv module or may be blank.
     """
-    # Universal newlines: \n, \r\n and \r end a line, as in Hadoop's line reader.
-    lines = path.read_text(encoding="utf-8", errors="replace").split("\n")
-    columns = header_columns(lines[0] if lines[0] or len(lines) > 1 else None)
+    data = _universal_newlines(_utf8(path.read_bytes()))
+    lines = _Lines(data)
+    columns = header_columns(lines.text(0) if lines.count > 1 or lines.length(0) else None)
     width = len(columns)
-    balanced: list[str] = []
-    balanced_rows: list[int] = []
+    body = np.arange(1, lines.count)
+    body = body[lines.lengths[body] > 0]
+    # Java's String.trim() strips every character up to U+0020: a line of only those is blank to Spark.
+    maybe_blank = body[lines.first_bytes(body) <= ord(" ")]
+    blank = [line for line in maybe_blank.tolist() if not lines.bytes(line).translate(None, _BLANK_BYTES)]
+    body = np.setdiff1d(body, np.array(blank, dtype=body.dtype), assume_unique=True)
+    rows = np.arange(len(body), dtype=np.int64)  # a record's number: its place among the kept lines
+    names = [f"c{position}" for position in range(width)]
+    balanced = lines.quotes(body) % 2 == 0
+    try:
+        table, invalid = _read_balanced(lines.joined(body[balanced]), names)
+        carried = table.num_rows + len(invalid) != int(balanced.sum())
+    except pa.ArrowInvalid:
+        carried = True
+    if carried:
+        # A quote opened inside a line whose quotes balance (``1,ab"c,"d``: the first is a character,
+        # the second opens a value) carries Arrow onto the next lines. Every line then goes one by one.
+        balanced[:] = False
+        table, invalid = _read_balanced(b"", names)
     parsed_rows: list[int] = []
     parsed: list[tuple[str | None, ...]] = []
     corrupt_rows: list[int] = []
     corrupt: list[str] = []
-    row = 0
-    for line in lines[1:]:
-        if not line or (line[0] <= " " and not line.strip(_BLANK)):
-            continue
-        if line.count('"') % 2 == 0:
-            balanced.append(line)
-            balanced_rows.append(row)
+    for line, row in zip(body[~balanced].tolist(), rows[~balanced].tolist(), strict=True):
+        text = lines.text(line)
+        values = _parse(text)
+        if len(values) == width:
+            parsed.append(tuple(value or None for value in values))
+            parsed_rows.append(row)
         else:
-            values = _parse(line)
-            if len(values) == width:
-                parsed.append(tuple(value or None for value in values))
-                parsed_rows.append(row)
-            else:
-                corrupt.append(line)
-                corrupt_rows.append(row)
-        row += 1
-    names = [f"c{position}" for position in range(width)]
-    table, invalid = _read_balanced(balanced, names)
-    kept = [row for number, row in enumerate(balanced_rows) if number not in invalid]
-    corrupt += [balanced[number] for number in sorted(invalid)]
-    corrupt_rows += [balanced_rows[number] for number in sorted(invalid)]
+            corrupt.append(text)
+            corrupt_rows.append(row)
+    balanced_rows = rows[balanced]
+    if invalid:
+        invalid_at = np.array(sorted(invalid), dtype=np.int64)
+        corrupt += [lines.text(line) for line in body[balanced][invalid_at].tolist()]
+        corrupt_rows += balanced_rows[invalid_at].tolist()
+        balanced_rows = np.delete(balanced_rows, invalid_at)
     arrays = {}
     for name in field_names():
-        position = columns.index(name)
-        values = [row[position] for row in parsed]
-        arrays[name] = pa.concat_arrays(
-            [
-                table.column(names[position]).combine_chunks().cast(pa.string()),
-                pa.array(values, pa.string()),
-                pa.nulls(len(corrupt), pa.string()),
-            ]
+        column = table.column(names[columns.index(name)])
+        values = [row[columns.index(name)] for row in parsed]
+        arrays[name] = pa.chunked_array(
+            [*column.chunks, pa.array(values, pa.string()), pa.nulls(len(corrupt), pa.string())],
+            pa.string(),
         )
     arrays[CORRUPT_RECORD] = pa.concat_arrays(
-        [pa.nulls(len(kept) + len(parsed), pa.string()), pa.array(corrupt, pa.string())]
+        [pa.nulls(len(balanced_rows) + len(parsed), pa.string()), pa.array(corrupt, pa.string())]
     )
-    arrays[ROW] = pa.array([*kept, *parsed_rows, *corrupt_rows], pa.int64())
+    arrays[ROW] = pa.concat_arrays(
+        [pa.array(balanced_rows, pa.int64()), pa.array([*parsed_rows, *corrupt_rows], pa.int64())]
+    )
     return pa.table(arrays)
 
 
-def _read_balanced(lines: list[str], names: list[str]) -> tuple[pa.Table, set[int]]:
-    """Arrow's reading of ``lines`` (one record each); which of them (by position) had another width."""
-    invalid: set[int] = set()
-    if not lines:
-        return pa.table({name: pa.array([], pa.string()) for name in names}), invalid
+def _utf8(data: bytes) -> bytes:
+    """The bytes as UTF-8, with U+FFFD for any sequence that is not (as a lenient decoder reads them)."""
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data.decode("utf-8", errors="replace").encode("utf-8")
+    return data
+
+
+def _universal_newlines(data: bytes) -> bytes:
+    """``\r\n`` and a lone ``\r`` as ``\n``: every line end Hadoop's line reader knows, one way."""
+    if b"\r" not in data:
+        return data
+    return data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+
+
+class _Lines:
+    """The lines of a file's bytes, split at ``\n`` (the last one may be empty), found all at once."""
+
+    def __init__(self, data: bytes):
+        self.data = data
+        view = np.frombuffer(data, np.uint8)
+        ends = np.flatnonzero(view == ord("\n"))
+        self.starts = np.concatenate(([0], ends + 1))
+        self.ends = np.append(ends, len(data))
+        self.lengths = self.ends - self.starts
+        self.count = len(self.starts)
+        self._view = view
+        self._quote_at = np.flatnonzero(view == ord('"'))
+
+    def length(self, line: int) -> int:
+        return int(self.lengths[line])
+
+    def bytes(self, line: int) -> bytes:
+        return self.data[self.starts[line] : self.ends[line]]
+
+    def text(self, line: int) -> str:
+        return self.bytes(line).decode("utf-8")
+
+    def first_bytes(self, lines: np.ndarray) -> np.ndarray:
+        """The first byte of each of these lines (none of them empty)."""
+        return self._view[self.starts[lines]]
+
+    def quotes(self, lines: np.ndarray) -> np.ndarray:
+        """How many ``"`` each of these lines holds."""
+        quote_at = self._quote_at
+        return np.searchsorted(quote_at, self.ends[lines]) - np.searchsorted(quote_at, self.starts[lines])
+
+    def joined(self, lines: np.ndarray) -> bytes:
+        """These lines (in order), one per ``\n``: the file's own bytes where they follow each other."""
+        if not len(lines):
+            return b""
+        # Runs of consecutive lines are one slice of the file each.
+        breaks = np.flatnonzero(np.diff(lines) != 1) + 1
+        firsts = np.concatenate(([0], breaks))
+        lasts = np.append(breaks - 1, len(lines) - 1)
+        return b"\n".join(
+            self.data[start:end]
+            for start, end in zip(
+                self.starts[lines[firsts]].tolist(), self.ends[lines[lasts]].tolist(), strict=True
+            )
+        )
+
+
+def _read_balanced(data: bytes, names: list[str]) -> tuple[pa.Table, set[int]]:
+    """Arrow's reading of ``data`` (one record a line); which records (by position) had another width.
+
+    Read on every core; a record of the wrong width is rare, and only then is the file read again on
+    one thread, which is when Arrow tells which record it was.
+    """
+    if not data:
+        return pa.table({name: pa.array([], pa.string()) for name in names}), set()
+    refused: list[int | None] = []
 
     def refuse(row: pa_csv.InvalidRow) -> str:
-        invalid.add(row.number - 1)  # numbers count from 1, over the lines given
+        refused.append(row.number)  # None when read on several threads
         return "skip"
 
-    table = pa_csv.read_csv(
-        io.BytesIO("\n".join(lines).encode("utf-8")),
-        read_options=pa_csv.ReadOptions(column_names=names, use_threads=False, block_size=1 << 26),
+    table = _arrow_csv(data, names, refuse, use_threads=True)
+    if refused:
+        refused.clear()
+        table = _arrow_csv(data, names, refuse, use_threads=False)
+    return table, {number - 1 for number in refused if number is not None}  # numbers count from 1
+
+
+def _arrow_csv(data: bytes, names: list[str], refuse, *, use_threads: bool) -> pa.Table:
+    return pa_csv.read_csv(
+        pa.py_buffer(data),
+        read_options=pa_csv.ReadOptions(
+            column_names=names, use_threads=use_threads, block_size=ARROW_BLOCK_BYTES
+        ),
         parse_options=pa_csv.ParseOptions(
             quote_char='"', double_quote=True, newlines_in_values=False, invalid_row_handler=refuse
         ),
@@ -122,7 +212,10 @@ def _read_balanced(lines: list[str], names: list[str]) -> tuple[pa.Table, set[in
             quoted_strings_can_be_null=True,
         ),
     )
-    return table, invalid
+
+
+ARROW_BLOCK_BYTES = 1 << 20
+"""Bytes Arrow parses at a time; blocks are parsed in parallel, so a 7 MB file keeps both cores busy."""
 
 
 def _parse(line: str) -> list[str]:

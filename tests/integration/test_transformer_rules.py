@@ -100,6 +100,20 @@ def test_malformed_rows_are_rejects_that_keep_their_line(engine):
     assert output.counts.extracted == 5 and output.counts.conserved
 
 
+def test_a_line_whose_quotes_pair_up_but_leave_a_value_open_is_one_malformed_row(engine):
+    # GIVEN a line with two quotes: the first inside a value (a character), the second opening the mpaa
+    # value, which the line never closes; good rows before and after it
+    opened = ",".join({**GOOD, "title": 'Say "Hi', "mpaa": '"R'}[name] for name in field_names())
+    rows = [movie(title="Before"), opened, movie(title="After"), movie(title="Last")]
+    # WHEN
+    output = engine(rows)
+    # THEN that line alone is refused, and the open quote takes no other line with it
+    assert [row["title"] for row in output.clean] == ["Before", "After", "Last"]
+    assert [json.loads(r["record"]) for r in output.rejects] == [{"_line": opened}]
+    assert output.rejects[0]["reason"] == "MALFORMED_ROW"
+    assert output.counts.extracted == 4 and output.counts.conserved
+
+
 def test_a_row_is_rejected_for_its_first_failing_rule_in_record_order_and_kept_as_it_arrived(engine):
     # GIVEN a row whose year, rating and mpaa are all wrong, padded with spaces
     rows = [movie(title=" Many Faults ", year="later", rating="99", mpaa="Z")]
