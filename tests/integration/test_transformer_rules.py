@@ -114,6 +114,17 @@ def test_a_line_whose_quotes_pair_up_but_leave_a_value_open_is_one_malformed_row
     assert output.counts.extracted == 4 and output.counts.conserved
 
 
+def test_each_batch_carries_its_own_extract_id_one_after_another(engine):
+    # GIVEN two batches in a row, one id with a quote in it (the SQL of a batch is reused by the next)
+    rows = [movie(title="Kept"), movie(title="")]
+    # WHEN each is transformed
+    outputs = {extract_id: engine(rows, extract_id=extract_id) for extract_id in ("e-first", "e-o'second")}
+    # THEN every clean row and every reject names its own batch
+    for extract_id, output in outputs.items():
+        assert {row["extract_id"] for row in output.clean} == {extract_id}
+        assert {row["extract_id"] for row in output.rejects} == {extract_id}
+
+
 def test_a_row_is_rejected_for_its_first_failing_rule_in_record_order_and_kept_as_it_arrived(engine):
     # GIVEN a row whose year, rating and mpaa are all wrong, padded with spaces
     rows = [movie(title=" Many Faults ", year="later", rating="99", mpaa="Z")]
