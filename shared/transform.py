@@ -96,6 +96,8 @@ ORIGINALS = {"mpaa": MPAA_ORIGINAL.name}
 
 # Regular expressions, as Java (Spark) and RE2 (DuckDB) both read them.
 _WHITESPACE = "[ \\t\\n\\f\\r]+"
+_IRREGULAR_WHITESPACE = "[\\t\\n\\f\\r]| {2}"
+"""What collapsing whitespace would change: a text without it is spared the replacement."""
 _GROUPED = "^[+-]?[0-9]{1,3}(,[0-9]{3})+(\\.[0-9]+)?$"
 _INTEGER = "^[+-]?[0-9]+$"
 _DECIMAL = "^[+-]?([0-9]+(\\.[0-9]*)?|\\.[0-9]+)([eE][+-]?[0-9]+)?$"
@@ -171,7 +173,8 @@ def literal(value: str | None) -> str:
 
 
 def _column(name: str, step: str) -> str:
-    """The working column of a field at one step: ``raw``, ``text``, ``key``, ``number`` or ``value``."""
+    """The working column of a field at one step: ``raw``, ``trimmed``, ``present``, ``text``, ``key``,
+    ``number`` or ``value``."""
     return f"{name}__{step}"
 
 
@@ -190,13 +193,28 @@ def _finite(number: str) -> str:
 # -- normalising and typing -------------------------------------------------------------------------
 
 
-def text_sql(field: Field) -> str:
-    """The field's text as it is judged: trimmed, missing markers null, then normalised by kind."""
+def trimmed_sql(field: Field) -> str:
+    """The field's value trimmed of spaces; a string's every run of whitespace one space."""
     raw = _column(field.name, "raw")
-    trimmed = f"trim({raw})"
     if field.kind == "string":
-        trimmed = f"trim(regexp_replace({raw}, {literal(_WHITESPACE)}, ' '))"
-    present = f"CASE WHEN NOT {_in(trimmed, MISSING_MARKERS)} THEN {trimmed} END"
+        # Only a text with a tab, a line break or two spaces in a row changes: the test is cheaper.
+        collapsed = (
+            f"CASE WHEN {raw} RLIKE {literal(_IRREGULAR_WHITESPACE)} "
+            f"THEN regexp_replace({raw}, {literal(_WHITESPACE)}, ' ') ELSE {raw} END"
+        )
+        return f"trim({collapsed})"
+    return f"trim({raw})"
+
+
+def present_sql(field: Field) -> str:
+    """The trimmed value, null where it is a missing marker."""
+    trimmed = _column(field.name, "trimmed")
+    return f"CASE WHEN NOT {_in(trimmed, MISSING_MARKERS)} THEN {trimmed} END"
+
+
+def text_sql(field: Field) -> str:
+    """The field's text as it is judged: its present value, normalised by kind."""
+    present = _column(field.name, "present")
     if field.kind in ("integer", "number"):
         # Thousands separators only in their proper places: "1,5" stays a text that is not a number.
         # Only a text with a comma can be grouped; the test for one spares the others the expression.
@@ -323,14 +341,27 @@ def checked_query(raw: str, rules: BatchRules, row: str = ROW) -> str:
     rows as it reads them.
     """
     names = field_names()
-    texts = _select(
+    renamed = _select(
         [
             *([ROW] if row == ROW else []),
             CORRUPT_RECORD,
             *(f"{name} AS {_column(name, 'raw')}" for name in names),
-            *(f"{text_sql(field)} AS {_column(field.name, 'text')}" for field in MOVIE_FIELDS),
         ],
         raw,
+    )
+    # A level for each step of a value's text, each column computed once: DuckDB plans the query in
+    # half the time when no expression is written out again inside another (and runs it faster).
+    trimmed = _select(
+        ["*", *(f"{trimmed_sql(field)} AS {_column(field.name, 'trimmed')}" for field in MOVIE_FIELDS)],
+        f"({renamed}) renamed",
+    )
+    present = _select(
+        ["*", *(f"{present_sql(field)} AS {_column(field.name, 'present')}" for field in MOVIE_FIELDS)],
+        f"({trimmed}) trimmed",
+    )
+    texts = _select(
+        ["*", *(f"{text_sql(field)} AS {_column(field.name, 'text')}" for field in MOVIE_FIELDS)],
+        f"({present}) present",
     )
     # Each field's number and spelling key once, for its value and its rules to read.
     keyed = _select(
