@@ -29,7 +29,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from services.transformer.exceptions import ArchiveIncomplete, StorageUnavailable
 from shared.aws import DOWNLOADS, UPLOADS
 from shared.logs import log_event
-from shared.manifest import MANIFEST_NAME, Manifest, Resource, describe_file, new_manifest
+from shared.manifest import MANIFEST_NAME, Manifest, Resource, describe_file, file_digest, new_manifest
 from shared.schema import CLEAN_MOVIE_FIELDS, REJECT_FIELDS, field_names
 from shared.schema import Field as SchemaField
 
@@ -62,6 +62,8 @@ class ArchivePart:
     path: Path
     rows: int
     nulls: dict[str, int]
+    digest: tuple[str, int] | None = None
+    """Its hash and size, where taken already (else the manifest reads the file for them)."""
 
 
 def collect_parts(directory: Path) -> list[ArchivePart]:
@@ -102,7 +104,12 @@ def archive_manifest(
         for number, part in enumerate(of_role):
             name = role if len(of_role) == 1 else f"{role}-{number:05d}"
             described = describe_file(
-                part.path, name=name, rows=part.rows, fields=fields, relative_to=directory
+                part.path,
+                name=name,
+                rows=part.rows,
+                fields=fields,
+                relative_to=directory,
+                digest=part.digest,
             )
             resources.append(described.model_copy(update={"role": role}))
     return new_manifest(
@@ -219,7 +226,8 @@ def publish_archive(
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="archive-upload") as uploads:
         uploading = uploads.submit(_upload_parts, target, directory, [path for _, path in named])
         try:
-            parts = [ArchivePart(role, path, *_csv_rows(path)) for role, path in named]
+            # Counted and hashed while they go up: the manifest needs both, and the upload takes longer.
+            parts = [ArchivePart(role, path, *_csv_rows(path), file_digest(path)) for role, path in named]
             for role, counted_as in COUNTED_AS.items():
                 written = sum(part.rows for part in parts if part.role == role)
                 counted = row_counts[counted_as]
