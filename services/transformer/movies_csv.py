@@ -121,14 +121,14 @@ def _utf8(data: bytes) -> bytes:
 
 
 def _universal_newlines(data: bytes) -> bytes:
-    """``\r\n`` and a lone ``\r`` as ``\n``: every line end Hadoop's line reader knows, one way."""
+    r"""``\r\n`` and a lone ``\r`` as ``\n``: every line end Hadoop's line reader knows, one way."""
     if b"\r" not in data:
         return data
     return data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
 
 
 class _Lines:
-    """The lines of a file's bytes, split at ``\n`` (the last one may be empty), found all at once."""
+    r"""The lines of a file's bytes, split at ``\n`` (the last one may be empty), found all at once."""
 
     def __init__(self, data: bytes):
         self.data = data
@@ -160,7 +160,7 @@ class _Lines:
         return np.searchsorted(quote_at, self.ends[lines]) - np.searchsorted(quote_at, self.starts[lines])
 
     def joined(self, lines: np.ndarray) -> bytes:
-        """These lines (in order), one per ``\n``: the file's own bytes where they follow each other."""
+        r"""These lines (in order), one per ``\n``: the file's own bytes where they follow each other."""
         if not len(lines):
             return b""
         # Runs of consecutive lines are one slice of the file each.
