@@ -96,8 +96,9 @@ def read_lines(path: Path) -> pa.Table:
         balanced_rows = np.delete(balanced_rows, invalid_at)
     arrays = {}
     for name in field_names():
-        column = table.column(names[columns.index(name)])
-        values = [row[columns.index(name)] for row in parsed]
+        position = columns.index(name)
+        column = table.column(names[position])
+        values = [row[position] for row in parsed]
         arrays[name] = pa.chunked_array(
             [*column.chunks, pa.array(values, pa.string()), pa.nulls(len(corrupt), pa.string())],
             pa.string(),
