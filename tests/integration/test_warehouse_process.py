@@ -224,6 +224,38 @@ def test_snowflake_only_ddl_runs_as_a_no_op(warehouse):
         assert rows, statement
 
 
+def test_a_statement_run_again_from_its_kept_translation_acts_as_the_first_run(warehouse):
+    # GIVEN a table, and one session that runs the same statements again and again
+    settings = at(warehouse, f"KEPT_{uuid.uuid4().hex[:8].upper()}")
+    db = settings.warehouse_database
+    query(settings, f"CREATE TABLE {db}.PUBLIC.T (ID NUMBER(38,0), N NUMBER(38,0))")
+    query(settings, f"INSERT INTO {db}.PUBLIC.T VALUES (1, 0), (2, 10)")
+    with connect(settings) as connection:
+        cursor = connection.cursor()
+
+        # WHEN an update runs three times, THEN each run updates the row again and reports it
+        for _ in range(3):
+            cursor.execute(f"UPDATE {db}.PUBLIC.T SET N = N + 1 WHERE ID = 1")
+            assert cursor.rowcount == 1
+        cursor.execute(f"SELECT N FROM {db}.PUBLIC.T WHERE ID = 1")
+        assert cursor.fetchall() == [(3,)]
+
+        # WHEN the same text reads a session variable that changed, THEN it reads the new value
+        seen = []
+        for wanted in (1, 2, 1):
+            cursor.execute(f"SET WANTED = {wanted}")
+            cursor.execute(f"SELECT N FROM {db}.PUBLIC.T WHERE ID = $WANTED")
+            seen.append(cursor.fetchall())
+        assert seen == [[(3,)], [(10,)], [(3,)]]
+
+        # WHEN the table it ran on is gone, THEN it fails as a statement on a missing table does
+        cursor.execute(f"DROP TABLE {db}.PUBLIC.T")
+        with pytest.raises(snowflake.connector.errors.ProgrammingError) as failed:
+            cursor.execute(f"UPDATE {db}.PUBLIC.T SET N = N + 1 WHERE ID = 1")
+        assert failed.value.sqlstate == "42S02"
+        assert "T" in failed.value.msg
+
+
 def test_a_lost_write_race_is_reported_not_hidden(warehouse):
     # GIVEN two sessions updating the same row in overlapping transactions
     settings = at(warehouse, f"RACE_{uuid.uuid4().hex[:8].upper()}")
