@@ -7,6 +7,7 @@ here logs a password.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import logging
 import threading
@@ -134,6 +135,9 @@ class ConnectionPool:
         with self._lock:
             if len(self._idle) < self.size:
                 self._idle.append((time.monotonic(), connection))
+                # Registered again, so that it runs before the exit handler of any connection opened since.
+                atexit.unregister(self._close_at_exit)
+                atexit.register(self._close_at_exit)
                 return
         with contextlib.suppress(Exception):
             connection.close()
@@ -161,6 +165,15 @@ class ConnectionPool:
         for _, connection in idle:
             with contextlib.suppress(Exception):
                 connection.close()
+
+    def _close_at_exit(self) -> None:
+        """Log the kept sessions out as the process ends, quietly: the warehouse may be gone by then, and
+        the connector's own exit handler would log each failed logout with its traceback."""
+        logging.disable(logging.CRITICAL)
+        try:
+            self.close()
+        finally:
+            logging.disable(logging.NOTSET)
 
 
 @contextlib.contextmanager

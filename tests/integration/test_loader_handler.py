@@ -564,6 +564,35 @@ def test_a_down_warehouse_fails_the_message_for_retry_and_loses_nothing(warehous
     assert reconciliation(settings, bundle.extract_id)[0]["STATUS"] == "RECONCILED"
 
 
+def test_a_loader_keeps_its_connection_and_a_warehouse_restart_costs_it_no_message(
+    warehouse_settings, archive_bundle, moto_endpoint, tmp_path
+):
+    # GIVEN a loader on a warehouse of its own, and three bundles
+    data_dir, port = tmp_path / "warehouse", free_port()
+    settings = warehouse_settings.model_copy(update={"warehouse_port": port})
+    first, second, third = (archive_bundle(movies=3, rejects=1, duplicates=0) for _ in range(3))
+    loader = loader_handler.Loader(settings, loader_handler.METRICS)
+    with warehouse_process(data_dir, moto_endpoint, port):
+        # WHEN it loads two of them
+        loader.process(first.created(settings))
+        with loader.connections.connection() as kept:
+            pass
+        loader.process(second.created(settings))
+        # THEN the second load ran on the first one's connection, not a new login
+        with loader.connections.connection() as again:
+            assert again is kept
+
+    # WHEN the warehouse restarts, its session gone with it, and the third bundle's event arrives
+    with warehouse_process(data_dir, moto_endpoint, port):
+        loader.process(third.created(settings))
+
+        # THEN the loader loads it on a new connection rather than failing the message; once, as ever
+        for bundle in (first, second, third):
+            assert count(settings, "RAW.MOVIES", bundle.extract_id) == 3
+            assert reconciliation(settings, bundle.extract_id)[0]["STATUS"] == "RECONCILED"
+    loader.connections.close()
+
+
 def test_a_crash_between_load_and_reconciliation_is_finished_by_the_retry(
     warehouse_settings, archive_bundle, monkeypatch
 ):
