@@ -113,9 +113,7 @@ def reconcile(
     """
     cursor = connection.cursor()
     cursor.execute(statements.count_extract_rows(database), {"extract_id": bundle.extract_id})
-    rows_loaded, rows_rejected = cursor.fetchone()
-    cursor.execute(statements.merged_extract(database), {"extract_id": bundle.extract_id})
-    merged = cursor.fetchone()
+    rows_loaded, rows_rejected, was_merged, *merged = cursor.fetchone()
     counts = bundle.row_counts
     reconciliation = Reconciliation(
         extract_id=bundle.extract_id,
@@ -129,7 +127,7 @@ def reconcile(
         rows_clean=counts.get("clean"),
         extract_kind=bundle.extract_kind,
         extracted_at=bundle.extracted_at or None,
-        **_merged(merged, int(rows_loaded)),
+        **_merged(tuple(merged) if was_merged else None, int(rows_loaded)),
         merge_required=merged_here,
     )
     try:

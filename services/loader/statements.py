@@ -246,10 +246,6 @@ def merge_batch(database: str) -> str:
     return from_file("merge_batch", database)
 
 
-def merged_extract(database: str) -> str:
-    return from_file("merged_extract", database)
-
-
 @cache
 def _star_merge_files() -> tuple[str, ...]:
     folder = resources.files("services.loader.sql").joinpath("star")
