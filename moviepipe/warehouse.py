@@ -251,18 +251,25 @@ def _statement_key(cursor: FakeSnowflakeCursor, command: str) -> tuple:
     return (command, cursor._conn.database, cursor._conn.schema, repr(variables))
 
 
+_KEPT_LOCK = threading.Lock()
+"""Guards the kept parses and translations: sessions run in threads, and the server parses in its loop."""
+
+
 def _recall(cache: collections.OrderedDict, key: Any) -> Any:
-    found = cache.get(key)
-    if found is not None:
-        cache.move_to_end(key)
-    return found
+    with _KEPT_LOCK:
+        found = cache.get(key)
+        if found is not None:
+            cache.move_to_end(key)
+        return found
 
 
 def _keep(cache: collections.OrderedDict, key: Any, value: Any) -> Any:
-    cache[key] = value
-    if len(cache) > _TRANSLATIONS_KEPT:
-        cache.popitem(last=False)
-    return value
+    with _KEPT_LOCK:
+        cache[key] = value
+        cache.move_to_end(key)
+        if len(cache) > _TRANSLATIONS_KEPT:
+            cache.popitem(last=False)
+        return value
 
 
 def _with_duckdb_text(translation: exp.Expr) -> exp.Expr:
