@@ -186,6 +186,14 @@ def _distinct(a: str, b: str, names: tuple[str, ...], indent: int = 8) -> str:
     return ("\n" + " " * indent + "OR ").join(f"{a}.{name} IS DISTINCT FROM {b}.{name}" for name in names)
 
 
+def _latest_per_movie(movie: str, extract: str) -> str:
+    """Keep each movie's row of its latest extract: the latest ``EXTRACTED_AT``, then the greatest id."""
+    return (
+        f"QUALIFY ROW_NUMBER() OVER (PARTITION BY {movie}.MOVIE_KEY "
+        f"ORDER BY {extract}.EXTRACTED_AT DESC, {extract}.EXTRACT_ID DESC) = 1"
+    )
+
+
 _FACT_NAMES = tuple(column.split()[0] for column in FACT_COLUMNS)
 _FACT_COLUMNS = _columns(*_FACT_NAMES)
 """A fact's columns, in FACT_MOVIE_RATING's order."""
@@ -349,7 +357,7 @@ FROM {{database}}.RAW.MOVIES AS r
 JOIN extracts AS e ON e.EXTRACT_ID = r.EXTRACT_ID
 JOIN {{database}}.AUDIT.MERGE_AFFECTED AS a ON a.MOVIE_KEY = r.MOVIE_KEY
 LEFT JOIN {{database}}.ANALYTICS.DIM_MOVIE AS d ON d.MOVIE_KEY = r.MOVIE_KEY AND d.IS_CURRENT
-QUALIFY ROW_NUMBER() OVER (PARTITION BY r.MOVIE_KEY ORDER BY e.EXTRACTED_AT DESC, e.EXTRACT_ID DESC) = 1
+{_latest_per_movie("r", "e")}
 """
 
 
@@ -550,7 +558,7 @@ FROM (
         {_columns(*_FACT_NAMES, prefix="f.", indent=8)}
     FROM {{database}}.ANALYTICS.FACT_MOVIE_RATING AS f
     JOIN {{database}}.AUDIT.MERGE_PENDING AS p ON p.EXTRACT_ID = f.EXTRACT_ID
-    QUALIFY ROW_NUMBER() OVER (PARTITION BY f.MOVIE_KEY ORDER BY f.EXTRACTED_AT DESC, f.EXTRACT_ID DESC) = 1
+    {_latest_per_movie("f", "f")}
 ) AS n
 WHERE c.MOVIE_KEY = n.MOVIE_KEY
     AND (
@@ -573,7 +581,7 @@ JOIN {{database}}.AUDIT.MERGE_PENDING AS p ON p.EXTRACT_ID = f.EXTRACT_ID
 WHERE NOT EXISTS (
     SELECT 1 FROM {{database}}.ANALYTICS.FACT_MOVIE_CURRENT AS c WHERE c.MOVIE_KEY = f.MOVIE_KEY
 )
-QUALIFY ROW_NUMBER() OVER (PARTITION BY f.MOVIE_KEY ORDER BY f.EXTRACTED_AT DESC, f.EXTRACT_ID DESC) = 1
+{_latest_per_movie("f", "f")}
 """,
         ),
         Step(
@@ -721,7 +729,7 @@ SELECT
     {_columns(*_FACT_NAMES, prefix="f.")}
 FROM {database}.ANALYTICS.FACT_MOVIE_RATING AS f
 WHERE f.MOVIE_KEY NOT IN (SELECT MOVIE_KEY FROM {database}.ANALYTICS.FACT_MOVIE_CURRENT)
-QUALIFY ROW_NUMBER() OVER (PARTITION BY f.MOVIE_KEY ORDER BY f.EXTRACTED_AT DESC, f.EXTRACT_ID DESC) = 1
+{_latest_per_movie("f", "f")}
 """.strip()
 
 
