@@ -9,11 +9,13 @@ import subprocess
 import sys
 import time
 import uuid
+from decimal import Decimal
 from pathlib import Path
 
 import httpx
 import pytest
 import snowflake.connector
+from snowflake.connector.constants import FIELD_ID_TO_NAME
 
 from shared.aws import client
 from shared.settings import Settings
@@ -392,3 +394,63 @@ def test_the_connection_pool_reuses_connections_and_survives_a_warehouse_restart
         # THEN the next read still answers, on a new connection
         assert reader.read()["rows"].value == [{"ID": 7}]
     pool.close()
+
+
+def test_a_result_is_described_from_its_run_with_the_types_describe_gives(
+    moto_endpoint, tmp_path, monkeypatch
+):
+    # GIVEN the warehouse in this process, watched for DESCRIBE statements, and a table of many types
+    import fakesnow.cursor
+    import sqlglot
+
+    from moviepipe.warehouse import running
+
+    described: list[str] = []
+    parse_one = sqlglot.parse_one
+
+    def watched(sql: str, *args, **kwargs):
+        if sql.startswith("DESCRIBE "):
+            described.append(sql)
+        return parse_one(sql, *args, **kwargs)
+
+    monkeypatch.setattr(fakesnow.cursor.sqlglot, "parse_one", watched)
+    with running(tmp_path / "wh", moto_endpoint) as port, connect(at(port, "TYPES")) as connection:
+        cursor = connection.cursor()
+        cursor.execute(
+            "CREATE TABLE TYPES.PUBLIC.T (ID NUMBER(38,0), PRICE NUMBER(10,2), NAME VARCHAR,"
+            " SEEN TIMESTAMP_NTZ, OK BOOLEAN, SCORE FLOAT, DAY DATE, EXTRA VARIANT)"
+        )
+        # WHEN rows are written and read back
+        cursor.execute(
+            "INSERT INTO TYPES.PUBLIC.T SELECT 1, 9.99, 'a', '2026-01-02 03:04:05'::TIMESTAMP_NTZ, TRUE, 0.5,"
+            " '2026-01-02'::DATE, PARSE_JSON('{\"k\": 1}')"
+        )
+        inserted = [(column.name, column.type_code) for column in cursor.description]
+        cursor.execute("SELECT * FROM TYPES.PUBLIC.T")
+        rows = cursor.fetchall()
+        columns = {column.name: column for column in cursor.description}
+        scanned_id = cursor.sfqid
+        described_before_scan = list(described)
+        # and an earlier result is read again through RESULT_SCAN (its columns are not at hand: DESCRIBE)
+        cursor.execute(f"SELECT * FROM TABLE(RESULT_SCAN('{scanned_id}'))")
+        scanned = cursor.fetchall()
+        scanned_types = [FIELD_ID_TO_NAME[column.type_code] for column in cursor.description]
+
+    # THEN every column has the type, precision and scale the table gave it, and no DESCRIBE ran for them
+    assert inserted == [("number of rows inserted", 0)]
+    assert {name: FIELD_ID_TO_NAME[column.type_code] for name, column in columns.items()} == {
+        "ID": "FIXED",
+        "PRICE": "FIXED",
+        "NAME": "TEXT",
+        "SEEN": "TIMESTAMP_NTZ",
+        "OK": "BOOLEAN",
+        "SCORE": "REAL",
+        "DAY": "DATE",
+        "EXTRA": "VARIANT",
+    }
+    assert (columns["PRICE"].precision, columns["PRICE"].scale) == (10, 2)
+    assert (columns["ID"].precision, columns["ID"].scale) == (38, 0)
+    assert rows[0][:3] == (1, Decimal("9.99"), "a")
+    assert described_before_scan == []
+    assert scanned == rows
+    assert scanned_types == [FIELD_ID_TO_NAME[column.type_code] for column in columns.values()]
