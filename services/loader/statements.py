@@ -242,8 +242,12 @@ def count_extract_rows(database: str) -> str:
     return from_file("count_extract_rows", database)
 
 
-def merge_batch(database: str) -> str:
-    return from_file("merge_batch", database)
+def insert_batch(database: str) -> str:
+    return from_file("insert_batch", database)
+
+
+def update_batch(database: str) -> str:
+    return from_file("update_batch", database)
 
 
 @cache

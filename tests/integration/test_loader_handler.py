@@ -400,6 +400,35 @@ def test_a_replayed_or_duplicated_event_loads_nothing_twice(warehouse_settings, 
     assert loader_progress(settings, bundle.extract_id)["files_skipped"] == 2
 
 
+def test_a_replay_that_finds_other_counts_updates_the_extracts_batch_row(warehouse_settings, archive_bundle):
+    # GIVEN a bundle loaded and reconciled, and then one of its rows deleted from RAW by hand
+    settings = warehouse_settings
+    bundle = archive_bundle(movies=4, rejects=1, duplicates=0)
+    handler = make_handler(settings)
+    handler(sqs_event(settings, bundle.manifest_key), None)
+    (before,) = reconciliation(settings, bundle.extract_id)
+    database = settings.warehouse_database
+    (deleted,) = query(
+        settings,
+        f"SELECT MOVIE_KEY FROM {database}.RAW.MOVIES WHERE EXTRACT_ID = %(e)s LIMIT 1",
+        {"e": bundle.extract_id},
+    )[1][0]
+    query(settings, f"DELETE FROM {database}.RAW.MOVIES WHERE MOVIE_KEY = %(k)s", {"k": deleted})
+
+    # WHEN its event is replayed
+    handler(sqs_event(settings, bundle.manifest_key), None)
+
+    # THEN the extract still has one batch row, now with the counts found and a new reconciliation time
+    (after,) = reconciliation(settings, bundle.extract_id)
+    assert before["STATUS"] == "RECONCILED" and before["ROWS_LOADED"] == 4
+    assert after["STATUS"] == "FAILED" and after["ROWS_LOADED"] == 3
+    assert after["ROWS_EXTRACTED"] == before["ROWS_EXTRACTED"] == 5
+    assert after["RECONCILED_AT"] >= before["RECONCILED_AT"]
+    assert {k: v for k, v in after.items() if k not in ("STATUS", "ROWS_LOADED", "RECONCILED_AT")} == {
+        k: v for k, v in before.items() if k not in ("STATUS", "ROWS_LOADED", "RECONCILED_AT")
+    }
+
+
 def test_if_the_load_history_is_lost_the_warehouse_still_refuses_a_second_copy(
     warehouse_settings, archive_bundle
 ):

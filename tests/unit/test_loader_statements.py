@@ -199,7 +199,8 @@ def test_statements_from_sql_files_are_qualified_with_the_database():
         "record_load": statements.record_load("T_1"),
         "stamp": statements.stamp_copied_rows("T_1", statements.TARGETS["movies"]),
         "count": statements.count_extract_rows("T_1"),
-        "merge": statements.merge_batch("T_1"),
+        "insert batch": statements.insert_batch("T_1"),
+        "update batch": statements.update_batch("T_1"),
         **{f"star {n}": text for n, text in enumerate(statements.star_merge("T_1"))},
     }
 
@@ -211,8 +212,9 @@ def test_statements_from_sql_files_are_qualified_with_the_database():
         assert not re.search(r"(?<![\w.])(?:RAW|AUDIT|ANALYTICS)\.\w", code)
     assert "UPDATE T_1.RAW.MOVIES\nSET\n    FILE_NAME = %(file_name)s," in texts["stamp"]
     assert texts["stamp"].endswith("WHERE FILE_NAME IS NULL AND EXTRACT_ID = %(extract_id)s\n")
-    assert texts["merge"].count("MERGE INTO T_1.AUDIT.BATCHES") == 1
-    assert "WHEN NOT MATCHED THEN INSERT" in texts["merge"]
+    assert texts["insert batch"].count("INSERT INTO T_1.AUDIT.BATCHES") == 1
+    assert texts["update batch"].count("UPDATE T_1.AUDIT.BATCHES") == 1
+    assert texts["update batch"].rstrip().endswith("WHERE EXTRACT_ID = %(extract_id)s")
 
 
 @pytest.mark.parametrize("name", ["MOVIES; DROP TABLE X", "a.b", "1ABC", "", "x'"])
