@@ -173,10 +173,17 @@ def components(settings: Settings, replicas: dict[str, int] | None = None) -> li
     return found
 
 
+MOTO_KEY_BUFFER_BYTES = 16 << 20
+"""moto keeps an object in memory up to this size, and writes a larger one to a temporary file first (5 MB
+by default): that cost the IMDb sample's 7 MB and 12 MB files 0.05 s an upload. Objects of the scaled
+sources (hundreds of MB) still go to disk."""
+
+
 def child_environment(settings: Settings) -> dict[str, str]:
     """The environment every child process gets: this one's, plus the stack's resolved settings."""
     env = dict(os.environ)
     env.update(aws_environment(settings))
+    env.setdefault("MOTO_S3_DEFAULT_KEY_BUFFER_SIZE", str(MOTO_KEY_BUFFER_BYTES))
     env.update(
         {
             "MOVIEPIPE_HOME": str(settings.home.resolve()),
