@@ -13,6 +13,9 @@ The relations, each a query over the one before (names given by the caller):
 - checked (``checked_query``): every field normalised and typed, the row's first failure (reason,
   field, detail) or null, and what the row looked like as it arrived.
 - ranked (``ranked_query``): valid rows keyed by ``movie_key`` and ranked within their key; 1 is kept.
+  An engine that keeps a table's rows in place may instead rank every valid row 1
+  (``first_ranked_query``) and then only the rows whose key repeats (``repeated_ranks_query``): the
+  same ranks, from the same key and order.
 - clean rows, rejects and counts: ``clean_query`` (the kept rows, enriched by ``enrichment_sql``:
   genres, primary genre, decade, runtime and budget bands, weighted rating), ``rejects_query``,
   ``COUNTS``.
@@ -423,12 +426,38 @@ def dedupe_order() -> list[str]:
     return [*order, f"{ROW} ASC"]
 
 
+def rank_in_key() -> str:
+    """A valid row's place among the valid rows of its movie key, by ``dedupe_order`` (1 is kept)."""
+    return f"row_number() OVER (PARTITION BY movie_key ORDER BY {', '.join(dedupe_order())})"
+
+
+def keyed_query(checked: str) -> str:
+    """Every checked row with its ``movie_key`` (null for a reject)."""
+    key = movie_key_sql("title", "year")
+    return _select(["*", f"CASE WHEN {FAILURE} IS NULL THEN {key} END AS movie_key"], checked)
+
+
 def ranked_query(checked: str) -> str:
     """Valid rows keyed and ranked within their movie key (1 is kept); rejects with no key and no rank."""
-    key = movie_key_sql("title", "year")
-    keyed = _select(["*", f"CASE WHEN {FAILURE} IS NULL THEN {key} END AS movie_key"], checked)
-    rank = f"row_number() OVER (PARTITION BY movie_key ORDER BY {', '.join(dedupe_order())})"
-    return _select(["*", f"CASE WHEN {FAILURE} IS NULL THEN {rank} END AS {RANK}"], f"({keyed}) keyed")
+    keyed = f"({keyed_query(checked)}) keyed"
+    return _select(["*", f"CASE WHEN {FAILURE} IS NULL THEN {rank_in_key()} END AS {RANK}"], keyed)
+
+
+def first_ranked_query(checked: str) -> str:
+    """``ranked_query`` with every valid row ranked 1, which is its rank wherever no other valid row has
+    its key; ``repeated_ranks_query`` gives the rest. An engine that keeps rows in place can rank this
+    way without sorting every row (in a batch nearly every key is unique)."""
+    keyed = f"({keyed_query(checked)}) keyed"
+    return _select(["*", f"CASE WHEN {FAILURE} IS NULL THEN 1 END AS {RANK}"], keyed)
+
+
+def repeated_ranks_query(keyed: str) -> str:
+    """``_row`` and ``_rank`` (as ``ranked_query`` ranks) of each valid row whose key another valid row
+    shares; ``keyed`` holds ``movie_key``."""
+    repeated = (
+        f"SELECT movie_key FROM {keyed} WHERE movie_key IS NOT NULL GROUP BY movie_key HAVING count(1) > 1"
+    )
+    return f"SELECT {ROW}, {rank_in_key()} AS {RANK}\nFROM {keyed}\nWHERE movie_key IN ({repeated})"
 
 
 def clean_query(ranked: str, rules: BatchRules) -> str:

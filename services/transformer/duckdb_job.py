@@ -1,7 +1,9 @@
 """The DuckDB engine: the transform of ``shared.transform`` run in this process, for batches that fit.
 
-It runs the very SQL the Spark job runs (transpiled from Spark's dialect by sqlglot) over ``movies.csv``
-as ``services.transformer.movies_csv`` reads it, and leaves the same archive files behind: ``movies/``
+It runs the SQL the Spark job runs (transpiled from Spark's dialect by sqlglot) over ``movies.csv`` as
+``services.transformer.movies_csv`` reads it, except that it ranks duplicates the way a table kept in
+place allows (``shared.transform.first_ranked_query``: the same key, order and ranks), and leaves the
+same archive files behind: ``movies/``
 and ``rejects/`` under the output directory, one CSV part each, in the format Spark writes and the
 loader reads. A batch costs tens of milliseconds of start-up here, against seconds for a Spark session.
 """
@@ -22,12 +24,14 @@ from shared.transform import (
     COUNTS,
     DEFAULT_MIN_VOTES,
     DEFAULT_YEAR_HORIZON,
+    RANK,
     ROW,
     BatchRules,
     checked_query,
     clean_query,
-    ranked_query,
+    first_ranked_query,
     rejects_query,
+    repeated_ranks_query,
     to_duckdb,
 )
 
@@ -97,11 +101,18 @@ def transform(
     shaped = dataclasses.replace(rules, extract_id=EXTRACT_ID_PLACEHOLDER)
     with _connection(threads) as connection:
         connection.register("raw_rows", raw)
-        # One table of every row, checked and ranked (a reject has no rank), stored in input order:
-        # clean rows, rejects and counts are read from it in that order, and the checks run once.
+        # One table of every row, checked and ranked (a reject has no rank), stored in input order (the
+        # lines are in file order, and DuckDB inserts a scan's rows in the order it read them): clean
+        # rows, rejects and counts are read from it in that order, and the checks run once. Every valid
+        # row is ranked 1 at first, then the few whose key repeats get their ranks in place: a window
+        # over every row would sort them all by the dedupe order's 26 keys, and then back by ``_row``.
         checked = f"({checked_query('raw_rows', rules)}) checked"
-        ranked = f"SELECT * FROM ({to_duckdb(ranked_query(checked))}) ORDER BY {ROW}"
-        connection.execute(f"CREATE TEMP TABLE ranked AS {ranked}")
+        connection.execute(f"CREATE TEMP TABLE ranked AS {to_duckdb(first_ranked_query(checked))}")
+        connection.execute(
+            f"UPDATE ranked SET {RANK} = repeated.{RANK}"
+            f" FROM ({to_duckdb(repeated_ranks_query('ranked'))}) AS repeated"
+            f" WHERE ranked.{ROW} = repeated.{ROW} AND repeated.{RANK} > 1"
+        )
         totals = connection.execute(to_duckdb(f"SELECT {_aggregates(COUNTS)} FROM ranked")).fetchone()
         # Read in that order without sorting again: a filter keeps it, and so does the clean rows' one
         # window (the batch's mean rating, over no partition and no order: DuckDB keeps insertion order).

@@ -48,7 +48,8 @@ def read_lines(path: Path) -> pa.Table:
 
     Lines whose quotes balance (nearly all) are parsed together by Arrow's CSV reader, one record per
     line; the rest (a quote left open, which Arrow would carry onto the next line) one by one with the
-    csv module. ``_row`` numbers the records in file order, whichever parser read them. The lines are
+    csv module. ``_row`` numbers the records in file order, whichever parser read them, and the table
+    holds them in that order. The lines are
     found, and their quotes counted, over the file's bytes at once: no line becomes a Python object
     unless it needs the csv module or may be blank.
     """
@@ -109,7 +110,11 @@ def read_lines(path: Path) -> pa.Table:
     arrays[ROW] = pa.concat_arrays(
         [pa.array(balanced_rows, pa.int64()), pa.array([*parsed_rows, *corrupt_rows], pa.int64())]
     )
-    return pa.table(arrays)
+    table = pa.table(arrays)
+    numbers = arrays[ROW].to_numpy()
+    if (np.diff(numbers) < 0).any():  # rows read one by one came after the others: back in file order
+        table = table.take(np.argsort(numbers, kind="stable"))
+    return table
 
 
 def _utf8(data: bytes) -> bytes:
