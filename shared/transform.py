@@ -439,16 +439,19 @@ def keyed_query(checked: str) -> str:
 
 def ranked_query(checked: str) -> str:
     """Valid rows keyed and ranked within their movie key (1 is kept); rejects with no key and no rank."""
-    keyed = f"({keyed_query(checked)}) keyed"
-    return _select(["*", f"CASE WHEN {FAILURE} IS NULL THEN {rank_in_key()} END AS {RANK}"], keyed)
+    return _keyed_and_ranked(checked, rank_in_key())
 
 
 def first_ranked_query(checked: str) -> str:
     """``ranked_query`` with every valid row ranked 1, which is its rank wherever no other valid row has
     its key; ``repeated_ranks_query`` gives the rest. An engine that keeps rows in place can rank this
     way without sorting every row (in a batch nearly every key is unique)."""
+    return _keyed_and_ranked(checked, "1")
+
+
+def _keyed_and_ranked(checked: str, rank: str) -> str:
     keyed = f"({keyed_query(checked)}) keyed"
-    return _select(["*", f"CASE WHEN {FAILURE} IS NULL THEN 1 END AS {RANK}"], keyed)
+    return _select(["*", f"CASE WHEN {FAILURE} IS NULL THEN {rank} END AS {RANK}"], keyed)
 
 
 def repeated_ranks_query(keyed: str) -> str:

@@ -115,9 +115,9 @@ def reconcile(
     """
     cursor = connection.cursor()
     cursor.execute(statements.count_extract_rows(database), {"extract_id": bundle.extract_id})
-    found = cursor.fetchone()
-    rows_loaded, rows_rejected, was_merged, *merged = found[:_MERGED_END]
-    was_recorded, *recorded = found[_MERGED_END:]
+    found = dict(zip((column.name for column in cursor.description), cursor.fetchone(), strict=True))
+    rows_loaded, rows_rejected = found["ROWS_LOADED"], found["ROWS_REJECTED"]
+    merged = [found[name] for name in ("ROWS_MERGED", "VERSIONS_OPENED", "CHANGED_IN_PLACE", "MOVIES_CLOSED")]
     counts = bundle.row_counts
     reconciliation = Reconciliation(
         extract_id=bundle.extract_id,
@@ -131,14 +131,14 @@ def reconcile(
         rows_clean=counts.get("clean"),
         extract_kind=bundle.extract_kind,
         extracted_at=bundle.extracted_at or None,
-        **_merged(tuple(merged) if was_merged else None, int(rows_loaded)),
+        **_merged(tuple(merged) if found["MERGED"] else None, int(rows_loaded)),
         merge_required=merged_here,
     )
     parameters = reconciliation.parameters()
     try:
-        if not was_recorded:
+        if not found["RECORDED"]:
             cursor.execute(statements.insert_batch(database), parameters)
-        elif tuple(recorded) != tuple(parameters[name] for name in _RECORDED):
+        elif any(found[f"RECORDED_{name.upper()}"] != parameters[name] for name in _RECORDED):
             cursor.execute(statements.update_batch(database), parameters)
     except DatabaseError as exc:
         if exc.sqlstate in CONFLICT_STATES:
@@ -147,8 +147,6 @@ def reconcile(
     return reconciliation
 
 
-_MERGED_END = 7
-"""``count_extract_rows.sql``'s columns up to MERGES' last; then RECORDED and the ``_RECORDED`` columns."""
 _RECORDED = (
     "rows_extracted",
     "rows_unzipped",
@@ -162,7 +160,7 @@ _RECORDED = (
     "movies_closed",
     "status",
 )
-"""What a reconciliation compares with the extract's recorded row, in ``count_extract_rows.sql``'s order."""
+"""What a reconciliation compares with the extract's recorded row (``RECORDED_…`` in the counting query)."""
 
 
 def _merged(row: tuple | None, rows_loaded: int) -> dict[str, int]:

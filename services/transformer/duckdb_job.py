@@ -2,10 +2,10 @@
 
 It runs the SQL the Spark job runs (transpiled from Spark's dialect by sqlglot) over ``movies.csv`` as
 ``services.transformer.movies_csv`` reads it, except that it ranks duplicates the way a table kept in
-place allows (``shared.transform.first_ranked_query``: the same key, order and ranks), and leaves the
-same archive files behind: ``movies/``
-and ``rejects/`` under the output directory, one CSV part each, in the format Spark writes and the
-loader reads. A batch costs tens of milliseconds of start-up here, against seconds for a Spark session.
+place allows (``shared.transform.first_ranked_query``: the same key, order and ranks). It leaves the
+same archive files behind: ``movies/`` and ``rejects/`` under the output directory, one CSV part each,
+in the format Spark writes and the loader reads. A batch costs tens of milliseconds of start-up here,
+against seconds for a Spark session.
 """
 
 from __future__ import annotations
