@@ -181,6 +181,11 @@ def cast_column(values: pa.Array, target: pa.DataType) -> tuple[pa.Array, pa.Arr
         pa.types.is_string(values.type) or pa.types.is_large_string(values.type)
     ):
         return _cast_text_to_boolean(values)
+    if pa.types.is_floating(target) and _widened_inexactly(values.type, target):
+        # A REAL widened to a double brings its binary error along (8.3 becomes 8.300000190734863), and
+        # so does a NUMERIC converted to one (7.1 becomes 7.1000000000000005): the number the source
+        # shows is its shortest decimal text, which Arrow writes, read back as a double.
+        values = pc.cast(values, pa.string())
     try:
         typed = pc.cast(values, target)
         return typed, typed, 0
@@ -210,6 +215,13 @@ def cast_column(values: pa.Array, target: pa.DataType) -> tuple[pa.Array, pa.Arr
         type=pa.string(),
     )
     return as_text, typed, unfit
+
+
+def _widened_inexactly(source: pa.DataType, target: pa.DataType) -> bool:
+    """Whether a number of this type, cast to the floating type ``target``, gains digits it never had."""
+    if pa.types.is_decimal(source):
+        return True
+    return pa.types.is_floating(source) and source.bit_width < target.bit_width
 
 
 def _cast_text_to_boolean(values: pa.Array) -> tuple[pa.Array, pa.Array, int]:

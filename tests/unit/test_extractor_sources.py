@@ -6,13 +6,14 @@ import io
 import sqlite3
 import tarfile
 import threading
+from decimal import Decimal
 from pathlib import Path
 
 import pyarrow as pa
 import pytest
 
 from services.extractor.exceptions import SourceUnreadable, UnknownSource
-from services.extractor.records import RecordMapper
+from services.extractor.records import RecordMapper, cast_column
 from services.extractor.settings import ExtractorSettings
 from services.extractor.sources import SqliteSource, default_sources, seed_imdb_database
 from services.extractor.sources import sql as sql_source
@@ -160,6 +161,23 @@ def test_a_value_that_does_not_fit_goes_through_as_text_and_is_counted(tmp_path:
     assert batches[0].as_text.column("year").to_pylist() == ["nineteen", "1999"]
     assert batches[0].typed.column("year").to_pylist() == [None, 1999]
     assert mapper.manifest_fields()["unfit_values"] == {"year": 1}
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        pa.array([6.9, None, 1e-7, float("inf")], pa.float32()),
+        pa.array([Decimal("6.9"), None, Decimal("0.0000001"), None], pa.decimal128(9, 7)),
+    ],
+    ids=["real", "numeric"],
+)
+def test_a_real_or_a_numeric_becomes_the_double_it_shows(values):
+    # GIVEN single-precision floats (a REAL) or decimals (a NUMERIC read through a DB-API cursor)
+    # WHEN typed as a number field of the movie record
+    as_text, typed, unfit = cast_column(values, pa.float64())
+    # THEN each is the double its decimal text names, not its binary value widened
+    expected = [6.9, None, 1e-7, float("inf") if pa.types.is_floating(values.type) else None]
+    assert typed.to_pylist() == as_text.to_pylist() == expected and unfit == 0
 
 
 @pytest.mark.parametrize(
