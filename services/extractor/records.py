@@ -186,6 +186,12 @@ def cast_column(values: pa.Array, target: pa.DataType) -> tuple[pa.Array, pa.Arr
         # so does a NUMERIC converted to one (7.1 becomes 7.1000000000000005): the number the source
         # shows is its shortest decimal text, which Arrow writes, read back as a double.
         values = pc.cast(values, pa.string())
+    if pa.types.is_temporal(values.type) and not pa.types.is_string(target):
+        # Arrow would count a timestamp or an interval in microseconds (a release date as year
+        # 882493320000000, 90 minutes as length 5400000000). No field of the movie record is such a
+        # count: a point or span of time in a number or boolean field does not fit, and goes as text.
+        as_text = pa.array([_as_text(value) for value in values.to_pylist()], type=pa.string())
+        return as_text, pa.nulls(len(values), target), len(values) - values.null_count
     try:
         typed = pc.cast(values, target)
         return typed, typed, 0
@@ -252,7 +258,25 @@ def _as_text(value: Any) -> str | None:
         return json.dumps(value, default=str)
     if hasattr(value, "isoformat"):
         return value.isoformat()
+    if isinstance(value, pa.MonthDayNano):
+        return _iso_duration(value)
     return str(value)
+
+
+def _iso_duration(interval: pa.MonthDayNano) -> str:
+    """An interval (PostgreSQL's, through Arrow) in ISO 8601: 170 minutes is ``PT10200S``."""
+    whole, fraction = divmod(abs(interval.nanoseconds), 1_000_000_000)
+    seconds = f"{'-' if interval.nanoseconds < 0 else ''}{whole}"
+    if fraction:
+        seconds += f".{fraction:09d}".rstrip("0")
+    text = "P"
+    if interval.months:
+        text += f"{interval.months}M"
+    if interval.days:
+        text += f"{interval.days}D"
+    if interval.nanoseconds or text == "P":
+        text += f"T{seconds}S"
+    return text
 
 
 # -- the cursor ------------------------------------------------------------------------------------

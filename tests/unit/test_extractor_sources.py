@@ -6,6 +6,7 @@ import io
 import sqlite3
 import tarfile
 import threading
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -178,6 +179,26 @@ def test_a_real_or_a_numeric_becomes_the_double_it_shows(values):
     # THEN each is the double its decimal text names, not its binary value widened
     expected = [6.9, None, 1e-7, float("inf") if pa.types.is_floating(values.type) else None]
     assert typed.to_pylist() == as_text.to_pylist() == expected and unfit == 0
+
+
+@pytest.mark.parametrize(
+    ("values", "text"),
+    [
+        (pa.array([date(1995, 12, 15), None]), "1995-12-15"),
+        (pa.array([datetime(1995, 12, 15, 20, 0, tzinfo=UTC), None]), "1995-12-15T20:00:00+00:00"),
+        (pa.array([timedelta(minutes=170), None]), "2:50:00"),
+        (pa.array([pa.MonthDayNano([0, 0, 170 * 60 * 10**9]), None]), "PT10200S"),
+    ],
+    ids=["date", "timestamp", "duration", "interval"],
+)
+def test_a_point_or_span_of_time_in_a_number_field_does_not_fit(values, text):
+    # GIVEN a source column of dates, times or intervals mapped to the year or the running time
+    # WHEN typed as a whole number
+    as_text, typed, unfit = cast_column(values, pa.int64())
+    # THEN it is not Arrow's count of days or microseconds: it travels as text, for the transform to
+    # reject as not a number, and is counted as not fitting
+    assert as_text.to_pylist() == [text, None]
+    assert typed.to_pylist() == [None, None] and unfit == 1
 
 
 @pytest.mark.parametrize(
