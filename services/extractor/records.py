@@ -181,6 +181,11 @@ def cast_column(values: pa.Array, target: pa.DataType) -> tuple[pa.Array, pa.Arr
         pa.types.is_string(values.type) or pa.types.is_large_string(values.type)
     ):
         return _cast_text_to_boolean(values)
+    if pa.types.is_boolean(target) and (
+        pa.types.is_integer(values.type) or pa.types.is_floating(values.type)
+    ):
+        # Arrow takes every number but 0 as true; like the transform, take only 1 and 0 as booleans.
+        return _cast_text_to_boolean(pc.cast(values, pa.string()))
     if pa.types.is_floating(target) and _widened_inexactly(values.type, target):
         # A REAL widened to a double brings its binary error along (8.3 becomes 8.300000190734863), and
         # so does a NUMERIC converted to one (7.1 becomes 7.1000000000000005): the number the source

@@ -241,24 +241,31 @@ def test_a_numeric_cursor_is_compared_as_a_number(provisioned, imdb_postgres, po
     assert second.rows == 1 and second.extract_kind == "incremental"
 
 
-def test_real_and_numeric_columns_arrive_as_the_numbers_the_source_shows(provisioned, imdb_postgres):
-    # GIVEN a query source whose rating is a REAL (single precision) and whose r1 a NUMERIC
+def test_postgres_number_types_arrive_as_the_values_the_source_shows(provisioned, imdb_postgres):
+    # GIVEN a query source whose rating is a REAL (single precision), r1 a NUMERIC, budget MONEY, and
+    # whose genre flags are small integers, one of them 2
     source = postgres_source(
         imdb_postgres,
         table=None,
         query=(
-            "SELECT title, year, rating::real AS rating, (rating + 0.2)::numeric(3, 1) AS r1 "
+            "SELECT title, year, rating::real AS rating, (rating + 0.2)::numeric(3, 1) AS r1, "
+            "budget::numeric::money AS budget, 2::smallint AS action, 1::smallint AS drama "
             f"FROM {imdb_postgres}.movies WHERE title = 'Titanic' AND year = 1997"
         ),
     )
     # WHEN it is extracted
     result = extract(provisioned, source)
-    # THEN both are the numbers PostgreSQL shows (6.9 and 7.1), not a double's view of their binary
-    # form (6.900000095367432, 7.1000000000000005), in the CSV and in the Parquet file
     manifest, records, parquet = landed_bundle(provisioned, result.extract_id)
+    # THEN the numbers are those PostgreSQL shows (6.9 and 7.1), not a double's view of their binary
+    # form (6.900000095367432, 7.1000000000000005), in the CSV and in the Parquet file
     assert [(record["rating"], record["r1"]) for record in records] == [("6.9", "7.1")]
     assert parquet.column("rating").to_pylist() == [6.9] and parquet.column("r1").to_pylist() == [7.1]
-    assert manifest.model_extra["unfit_values"] == {}
+    # AND the money is dollars, not the cents ADBC counts it in
+    assert records[0]["budget"] == "200000000" and parquet.column("budget").to_pylist() == [200_000_000]
+    # AND a flag of 1 is true, while 2 is no boolean: it goes as text, for the transform to reject
+    assert records[0]["drama"] == "true" and records[0]["action"] == "2"
+    assert parquet.column("action").to_pylist() == [None]
+    assert manifest.model_extra["unfit_values"] == {"action": 1}
 
 
 def test_a_query_with_a_percent_sign_and_a_trailing_comment_is_read(provisioned, imdb_postgres):

@@ -202,6 +202,18 @@ def test_a_point_or_span_of_time_in_a_number_field_does_not_fit(values, text):
 
 
 @pytest.mark.parametrize(
+    "values", [pa.array([1, 0, None, 2, -1], pa.int16()), pa.array([1.0, 0.0, None, 2.0, -1.0])]
+)
+def test_only_one_and_zero_are_booleans_among_numbers(values):
+    # GIVEN numbers in a genre flag WHEN typed as a boolean
+    as_text, typed, unfit = cast_column(values, pa.bool_())
+    # THEN 1 and 0 are true and false; any other number is not taken as true (as Arrow would) but
+    # goes as its text, for the transform to reject, and is counted as not fitting
+    assert typed.to_pylist() == [True, False, None, None, None]
+    assert as_text.to_pylist() == ["true", "false", None, "2", "-1"] and unfit == 2
+
+
+@pytest.mark.parametrize(
     ("values", "since", "kept", "high"),
     [
         (["9.5", "10.0", "100"], "9.5", [True, True, True], "100"),

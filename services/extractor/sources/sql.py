@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Iterator, Sequence
+from decimal import Decimal
 from typing import Any
 
 import pyarrow as pa
@@ -224,9 +225,34 @@ def _postgres_batches(
             )
             cursor.execute("SET TIME ZONE 'UTC'")
             cursor.execute(statement)
-            yield from rebatch(cursor.fetch_record_batch(), batch_rows)
+            reader = cursor.fetch_record_batch()
+            yield from rebatch(_money_as_amounts(reader, reader.schema, connection), batch_rows)
     except adbc.Error as exc:
         raise sa.exc.DBAPIError(statement, None, exc) from exc
+
+
+_POSTGRES_TYPE = b"POSTGRESQL:type"
+
+
+def _money_as_amounts(
+    batches: Iterator[pa.RecordBatch], schema: pa.Schema, connection: Connection
+) -> Iterator[pa.RecordBatch]:
+    """The batches with each ``money`` column as amounts: ADBC hands money over as a count of the
+    currency's smallest unit (a budget of $1,234,567.00 as 123456700), in as many digits as PostgreSQL's
+    ``lc_monetary`` gives the fraction."""
+    money = [n for n, field in enumerate(schema) if (field.metadata or {}).get(_POSTGRES_TYPE) == b"money"]
+    if not money:
+        yield from batches
+        return
+    import pyarrow.compute as pc
+
+    digits = connection.exec_driver_sql("SELECT scale('1'::money::numeric)").scalar_one()
+    unit = pa.scalar(Decimal(1).scaleb(-digits), pa.decimal128(digits + 1, digits))
+    for batch in batches:
+        columns = list(batch.columns)
+        for n in money:
+            columns[n] = pc.multiply(pc.cast(columns[n], pa.decimal128(19, 0)), unit)
+        yield pa.RecordBatch.from_arrays(columns, names=batch.schema.names)
 
 
 def _adbc_can_read(
