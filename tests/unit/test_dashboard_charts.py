@@ -198,3 +198,21 @@ def test_the_timeline_draws_each_stage_as_long_as_it_took():
 
 def test_money_is_short():
     assert [charts.money(v) for v in (950, 12_000, 3_500_000, 2e9)] == ["$950", "$12k", "$3.5M", "$2B"]
+
+
+@pytest.mark.parametrize("title", ["Heat", "x" * 70_000, NASTY * 10])
+def test_a_title_in_a_table_is_cut_to_a_line_and_whole_on_hover(title):
+    from services.dashboard.pages import templates
+
+    # WHEN a title from the data goes into a table cell
+    markup = str(templates.get_template("macros.html").module.clipped(title))
+    # THEN a short one is as it is (escaped), a long one is cut to 80 characters with its beginning
+    # kept in a hover text, never markup of its own
+    if len(title) <= 80:
+        assert markup == "Heat"
+        return
+    span = ET.fromstring(markup)
+    assert span.tag == "span" and len(span.text) == 80 and span.text.endswith("…")
+    assert title.startswith(span.text[:-1]) and "<script>" not in markup
+    hover = span.get("title")
+    assert hover == title if len(title) <= 2000 else (len(hover) == 2000 and title.startswith(hover[:-1]))
