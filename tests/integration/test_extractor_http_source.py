@@ -216,6 +216,37 @@ def test_max_pages_stops_an_api_that_pages_on_and_on(server: Api, base_url: str)
     assert len(server.requests_to("/offset")) == 2
 
 
+@pytest.mark.parametrize(
+    ("path", "pagination", "answer", "requests"),
+    [
+        ("/round-link", {"style": "next"}, lambda cursor: {"next": "/round-link?from=2"}, 2),
+        (
+            "/round-cursor",
+            {"style": "next", "cursor_param": "cursor"},
+            lambda cursor: {"next": "b" if cursor == "a" else "a"},
+            3,
+        ),
+    ],
+    ids=["next-link", "cursor"],
+)
+def test_an_api_whose_pages_lead_back_to_one_already_read_is_stopped_there(
+    server: Api, base_url: str, path: str, pagination: dict[str, Any], answer, requests: int
+):
+    from fastapi.responses import JSONResponse as Json
+
+    # GIVEN an API whose next link (or cursor) leads back to a page it already gave
+    @server.app.get(path)
+    def round_and_round(cursor: str | None = None) -> Json:
+        return Json({"items": MOVIES[:5], **answer(cursor)})
+
+    source = http_source(f"{base_url}{path}", records_path="items", pagination=pagination)
+    # WHEN it is read THEN it stops at the repeat, naming the page it repeats, rather than reading the
+    # same pages again until max_pages (100,000)
+    with pytest.raises(SourceUnreadable, match=r"is page \d again: .* leads back to a page already read"):
+        read_all(source)
+    assert len(server.requests_to(path)) == requests
+
+
 def test_params_and_the_mark_of_an_incremental_extract_are_sent_on_every_request(server: Api, base_url: str):
     # GIVEN a paged source with a fixed parameter and a since parameter
     source = http_source(

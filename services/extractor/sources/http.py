@@ -122,8 +122,18 @@ class HttpSource:
             step = {pagination.offset_param: 0, pagination.limit_param: pagination.limit}
         with self._client_context() as client:
             number = 1
+            read: dict[httpx.URL, int] = {}
             while True:
                 page = _Page(number, url.copy_merge_params({**params, **step}), redact)
+                if page.url in read:
+                    # A next link or cursor back to a page already read: the API goes round in circles,
+                    # and would be read again up to max_pages times.
+                    raise SourceUnreadable(
+                        self.name,
+                        f"{page} is page {read[page.url]} again: the API's "
+                        f"{pagination.next_path!r} leads back to a page already read",
+                    )
+                read[page.url] = number
                 body = self._fetch(client, page, headers)
                 records = self._records(page, body)
                 log_event(
