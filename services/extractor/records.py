@@ -79,6 +79,8 @@ class RecordMapper:
         for source_name, target in self.config.columns.items():
             if target == canonical:
                 return source_name if source_name in names else None
+        if canonical in names and canonical not in self.config.columns:
+            return canonical  # the exact name first: a record may hold both "title" and "Title"
         lowered = {name.lower(): name for name in names if name not in self.config.columns}
         return lowered.get(canonical)
 

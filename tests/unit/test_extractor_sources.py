@@ -346,3 +346,17 @@ def test_an_incremental_read_by_adbc_binds_the_mark_as_the_cursor_does(tmp_path:
     assert titles == ["B", "C", "D"]
     expected = [batch.to_pylist() for batch in _through_the_cursor(source, 2, monkeypatch, since="B")]
     assert [batch.to_pylist() for batch in batches] == expected
+
+
+def test_a_field_named_exactly_is_taken_before_one_named_in_another_case():
+    from services.extractor.sources.config import HttpSourceConfig
+
+    # GIVEN records holding "title" and, after it, "Title" (a display form); a year only as "YEAR"
+    config = HttpSourceConfig(name="api", kind="http", url="http://api.example/movies")
+    mapper = RecordMapper(config.name, config)
+    batch = pa.RecordBatch.from_pydict({"title": ["Heat"], "Title": ["HEAT (1995)"], "YEAR": [1995]})
+    # WHEN mapped to the movie record
+    typed = mapper.conform(batch).typed
+    # THEN the exact name feeds the title, a name in another case the year, and the other is ignored
+    assert typed.column("title").to_pylist() == ["Heat"] and typed.column("year").to_pylist() == [1995]
+    assert mapper.ignored_fields == {"Title"}
