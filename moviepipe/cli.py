@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -46,6 +48,24 @@ def _fail(message: str, code: int = 1) -> typer.Exit:
     # long, so that it reads (and greps) as one.
     err.print(f"[red]error:[/red] {escape(message)}", soft_wrap=True)
     return typer.Exit(code)
+
+
+@contextlib.contextmanager
+def _operation() -> Iterator[None]:
+    """An operator's command against AWS: a refusal, or S3 and SQS not answering, is one line, not a
+    traceback."""
+    from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
+
+    from moviepipe.operations import OperationError
+
+    try:
+        yield
+    except OperationError as exc:
+        raise _fail(str(exc), 2) from exc
+    except EndpointConnectionError as exc:
+        raise _fail(f"{exc}: is the stack up? try `moviepipe up --detach`") from exc
+    except (BotoCoreError, ClientError) as exc:
+        raise _fail(f"{type(exc).__name__}: {exc}") from exc
 
 
 # -- the stack ------------------------------------------------------------------------------------
@@ -376,12 +396,10 @@ def dlq_list(
     output_format: OutputFormat = "table",
 ) -> None:
     """Show the messages in STAGE's dead-letter queue (they stay there)."""
-    from moviepipe.operations import OperationError, dead_letters
+    from moviepipe.operations import dead_letters
 
-    try:
+    with _operation():
         letters = dead_letters(_settings(), stage, limit=limit)
-    except OperationError as exc:
-        raise _fail(str(exc), 2) from exc
     columns = ["message_id", "sent_at", "receive_count", "objects", "body"]
     rows = [
         (letter.message_id, letter.sent_at, letter.receive_count, " ".join(letter.objects), letter.body[:200])
@@ -396,12 +414,10 @@ def dlq_redrive(
     limit: Annotated[int | None, typer.Option(help="Move at most this many (default: all).")] = None,
 ) -> None:
     """Move STAGE's dead-lettered messages back to its queue (after fixing what made them fail)."""
-    from moviepipe.operations import OperationError, redrive
+    from moviepipe.operations import redrive
 
-    try:
+    with _operation():
         moved = redrive(_settings(), stage, limit=limit)
-    except OperationError as exc:
-        raise _fail(str(exc), 2) from exc
     console.print(f"moved {len(moved)} message(s) from the {stage} dead-letter queue back to its queue")
     for letter in moved:
         console.print(
@@ -420,14 +436,11 @@ def replay(
     timeout: Annotated[float, typer.Option(help="Seconds to wait with --wait.")] = 900,
 ) -> None:
     """Re-run a quarantined or failed extract from a stage, once its cause is fixed."""
-    from moviepipe.operations import OperationError
     from moviepipe.operations import replay as run_replay
 
     settings = _settings()
-    try:
+    with _operation():
         done = run_replay(settings, extract_id, from_stage)
-    except OperationError as exc:
-        raise _fail(str(exc), 2) from exc
     console.print(f"extract [bold]{extract_id}[/bold] handed to the {done.stage} again: {done.input}")
     for retired in done.retired:
         console.print(f"  the earlier reason.json is kept as {retired}", soft_wrap=True)

@@ -24,6 +24,7 @@ from shared.events import s3_notification
 from shared.metrics import StageMetrics
 from shared.progress import ExtractProgress
 from shared.warehouse import query
+from tests.conftest import free_port
 from tests.factories import (
     CSV_NAME,
     alerts,
@@ -236,3 +237,10 @@ def test_replay_says_what_it_cannot_do(provisioned):
     assert missing.returncode == 2 and "is not there: replay from an earlier stage" in missing.stderr
     stage = moviepipe(provisioned, "dlq", "list", "nowhere")
     assert stage.returncode == 2 and "unknown stage 'nowhere'" in stage.stderr
+    # AND with S3 and SQS not answering (the stack down), each command says so in a line, no traceback
+    down = provisioned.model_copy(update={"aws_endpoint_url": f"http://127.0.0.1:{free_port()}"})
+    # (each waits out boto's retries, 10 s: two commands stand for the three)
+    for command in (["replay", extract_id], ["dlq", "redrive", "loader"]):
+        result = moviepipe(down, *command)
+        assert result.returncode == 1 and "is the stack up?" in result.stderr, command
+        assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1, command
