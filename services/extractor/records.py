@@ -187,6 +187,10 @@ def cast_column(values: pa.Array, target: pa.DataType) -> tuple[pa.Array, pa.Arr
         pa.types.is_integer(values.type) or pa.types.is_floating(values.type)
     ):
         # Arrow takes every number but 0 as true; like the transform, take only 1 and 0 as booleans.
+        booleans = pc.is_in(values, value_set=pa.array([0, 1], values.type))
+        if pc.all(pc.or_(booleans, pc.is_null(values))).as_py() is not False:
+            typed = pc.cast(values, target)
+            return typed, typed, 0
         return _cast_text_to_boolean(pc.cast(values, pa.string()))
     if pa.types.is_floating(target) and _widened_inexactly(values.type, target):
         # A REAL widened to a double brings its binary error along (8.3 becomes 8.300000190734863), and
