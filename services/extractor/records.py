@@ -10,18 +10,21 @@ The manifest counts such values per field (``unfit_values``).
 
 from __future__ import annotations
 
+import contextlib
 import json
+import re
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from services.extractor.exceptions import SourceUnreadable
-from services.extractor.sources.config import BaseSource
-from shared.schema import MOVIE_FIELDS, arrow_schema
+from services.extractor.sources.config import GENRE_LIST, BaseSource
+from shared.schema import GENRES, MOVIE_FIELDS, arrow_schema
 
 IDENTITY_FIELDS = ("title", "year")
 """What the movie key is made of (``shared.keys``): a source that has no field for one is refused."""
@@ -68,6 +71,8 @@ class RecordMapper:
     missing_fields: set[str] = field(default_factory=set)
     """Fields of the movie record no source field gives: each is null in every row."""
     unfit_values: Counter[str] = field(default_factory=Counter)
+    other_genres: Counter[str] | None = None
+    """Names in a source's genre lists that are none of the record's genres, when it has such lists."""
     cursor: CursorRange | None = None
 
     def __post_init__(self) -> None:
@@ -98,8 +103,13 @@ class RecordMapper:
             )
         used: set[str] = set()
         text_columns, typed_columns = [], []
+        listed = self._listed_genres(batch, names, used)
         for canonical, target in zip(MOVIE_FIELDS, arrow_schema(), strict=True):
             source_name = self.source_field(canonical.name, names)
+            if source_name is None and canonical.name in listed:
+                text_columns.append(listed[canonical.name])
+                typed_columns.append(listed[canonical.name])
+                continue
             if source_name is None:
                 self.missing_fields.add(canonical.name)
                 column = pa.nulls(batch.num_rows, target.type)
@@ -119,6 +129,23 @@ class RecordMapper:
             as_text=pa.RecordBatch.from_arrays(text_columns, names=[f.name for f in MOVIE_FIELDS]),
             typed=pa.RecordBatch.from_arrays(typed_columns, schema=arrow_schema()),
         )
+
+    def _listed_genres(self, batch: pa.RecordBatch, names: list[str], used: set[str]) -> dict[str, pa.Array]:
+        """The genre flags a source gives as a list of genre names rather than one field each: for each
+        flag no source field feeds, whether the movie's list names it."""
+        source_name = self.source_field(GENRE_LIST, names)
+        wanted = [genre for genre in GENRES if self.source_field(genre, names) is None]
+        if source_name is None or not wanted:
+            return {}
+        used.add(source_name)
+        lists = genre_lists(batch.column(source_name))
+        if lists is None:
+            # Not names (a list of numeric ids, say): nothing to match, so the flags are unknown.
+            self.unfit_values[GENRE_LIST] += batch.num_rows - batch.column(source_name).null_count
+            return {genre: pa.nulls(batch.num_rows, pa.bool_()) for genre in wanted}
+        flags, others = genre_flags(lists, wanted)
+        self.other_genres = (self.other_genres or Counter()) + others
+        return flags
 
     def _track_cursor(self, batch: pa.RecordBatch, names: list[str]) -> pa.RecordBatch:
         assert self.cursor is not None
@@ -153,9 +180,94 @@ class RecordMapper:
             "ignored_fields": sorted(self.ignored_fields),
             "unfit_values": dict(sorted(self.unfit_values.items())),
         }
+        if self.other_genres is not None:
+            # The most frequent first, as many as a reader would look through.
+            found["other_genres"] = dict(self.other_genres.most_common(OTHER_GENRES_SHOWN))
         if self.cursor is not None:
             found["cursor"] = self.cursor.as_manifest()
         return found
+
+
+OTHER_GENRES_SHOWN = 50
+_GENRE_SEPARATORS = r"\s*[,|/;]\s*"
+
+
+def genre_lists(values: pa.Array) -> pa.Array | None:
+    """The values as lists of lower-case genre names; None when they are not names.
+
+    A list of names, a list of objects with a ``name`` (an API's ``[{"id": 18, "name": "Drama"}]``),
+    or text: names separated by commas, bars, slashes or semicolons, or a JSON list.
+    """
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    kind = values.type
+    if pa.types.is_null(kind):
+        return pa.nulls(len(values), pa.list_(pa.string()))
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+        if pc.any(pc.starts_with(pc.utf8_ltrim_whitespace(values), "[")).as_py():
+            return genre_lists(_json_lists(values))
+        lists = pc.split_pattern_regex(pc.utf8_trim_whitespace(values), _GENRE_SEPARATORS)
+    elif pa.types.is_list(kind) or pa.types.is_large_list(kind):
+        item = kind.value_type
+        if pa.types.is_struct(item) and item.get_field_index("name") >= 0:
+            values = pa.ListArray.from_arrays(
+                _list_offsets(values), pc.struct_field(values.flatten(), "name"), mask=values.is_null()
+            )
+        elif not (pa.types.is_string(item) or pa.types.is_large_string(item) or pa.types.is_null(item)):
+            return None
+        lists = values
+    else:
+        return None
+    flat = pc.utf8_lower(pc.utf8_trim_whitespace(pc.cast(lists.flatten(), pa.string())))
+    return pa.ListArray.from_arrays(_list_offsets(lists), flat, mask=lists.is_null())
+
+
+def _list_offsets(lists: pa.Array) -> pa.Array:
+    """Offsets of ``lists`` that start at 0, whatever slice of a larger array it is."""
+    offsets = lists.offsets
+    return pc.subtract(offsets, offsets[0]).cast(pa.int32())
+
+
+def _json_lists(values: pa.Array) -> pa.Array:
+    """Text holding JSON lists (``'["Drama", "Comedy"]'``, as an API's mixed types arrive) parsed; any
+    other text is split on separators as it is."""
+    parsed: list[list[str] | None] = []
+    for text in values.to_pylist():
+        listed = None
+        if text is not None and text.lstrip().startswith("["):
+            with contextlib.suppress(ValueError):
+                listed = json.loads(text)
+        if isinstance(listed, list):
+            parsed.append(
+                [str(item.get("name", "")) if isinstance(item, dict) else str(item) for item in listed]
+            )
+        else:
+            parsed.append(None if text is None else re.split(_GENRE_SEPARATORS, text.strip()))
+    return pa.array(parsed, pa.list_(pa.string()))
+
+
+def genre_flags(lists: pa.Array, genres: list[str]) -> tuple[dict[str, pa.Array], Counter[str]]:
+    """For each of ``genres``, whether each list names it (null where the list is null), and how often
+    the lists name anything else."""
+    flat = lists.flatten()
+    parents = pc.list_parent_indices(lists).to_numpy()
+    absent = lists.is_null()
+    flags = {}
+    for genre in genres:
+        named = np.zeros(len(lists), dtype=bool)
+        named[parents[pc.fill_null(pc.equal(flat, genre), False).to_numpy(zero_copy_only=False)]] = True
+        flags[genre] = pc.if_else(absent, pa.scalar(None, pa.bool_()), pa.array(named))
+    counted = pc.value_counts(flat)
+    others = Counter(
+        {
+            name: count
+            for name, count in zip(
+                counted.field("values").to_pylist(), counted.field("counts").to_pylist(), strict=True
+            )
+            if name and name not in GENRES
+        }
+    )
+    return flags, others
 
 
 LINE_BREAK = r"\r\n|\r|\n"

@@ -531,8 +531,13 @@ def test_an_extract_of_an_api_lands_every_record_in_the_movie_record(provisioned
     assert result.rows == len(records) == 250
     assert records[2]["year"] == "nineteen-fifty-three" and records[3]["year"] == "1954"
     assert manifest.model_extra["unfit_values"] == {"year": 1}
-    assert manifest.model_extra["ignored_fields"] == ["genres", "id"]
+    assert manifest.model_extra["ignored_fields"] == ["id"]
     assert records[0]["budget"] == "" and records[0]["title"] == "Movie 001"
+    # AND the one record's list of genres sets its flags; records without a list leave them unknown,
+    # and the comedy flag the API gives itself is kept
+    assert (records[5]["drama"], records[5]["short"], records[5]["action"]) == ("true", "true", "false")
+    assert records[0]["drama"] == "" and records[0]["comedy"] == "false" and records[1]["comedy"] == "true"
+    assert manifest.model_extra["other_genres"] == {}
 
 
 def test_a_next_link_to_another_host_is_refused_and_sent_no_credentials(server: Api, base_url: str):

@@ -268,6 +268,32 @@ def test_postgres_number_types_arrive_as_the_values_the_source_shows(provisioned
     assert manifest.model_extra["unfit_values"] == {"action": 1}
 
 
+def test_a_postgres_array_of_genre_names_sets_the_genre_flags(provisioned, imdb_postgres):
+    # GIVEN a query source whose genres are a text[] column (the IMDb flags left out)
+    source = postgres_source(
+        imdb_postgres,
+        table=None,
+        query=(
+            "SELECT title, year, ARRAY_REMOVE(ARRAY[CASE WHEN romance THEN 'Romance' END, "
+            "CASE WHEN drama THEN 'Drama' END, 'Disaster'], NULL) AS genres "
+            f"FROM {imdb_postgres}.movies WHERE title = 'Titanic' AND year = 1997"
+        ),
+    )
+    # WHEN it is extracted
+    result = extract(provisioned, source)
+    manifest, records, parquet = landed_bundle(provisioned, result.extract_id)
+    # THEN the flags the array names are true, the others false, and the name the record has no flag
+    # for is counted in the manifest
+    assert [(record["romance"], record["drama"], record["comedy"]) for record in records] == [
+        ("true", "true", "false")
+    ]
+    assert parquet.column("romance").to_pylist() == [True]
+    assert manifest.model_extra["other_genres"] == {"disaster": 1}
+    # AND the source's state does not count the flags as fields it lacks
+    missing = SourceState(provisioned).get("films")["missing_fields"]
+    assert "romance" not in missing and "drama" not in missing and "length" in missing
+
+
 def test_a_query_with_a_percent_sign_and_a_trailing_comment_is_read(provisioned, imdb_postgres):
     # GIVEN a query using LIKE '...%' and the modulo operator, ending in a comment
     source = postgres_source(

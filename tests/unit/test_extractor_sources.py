@@ -360,3 +360,58 @@ def test_a_field_named_exactly_is_taken_before_one_named_in_another_case():
     # THEN the exact name feeds the title, a name in another case the year, and the other is ignored
     assert typed.column("title").to_pylist() == ["Heat"] and typed.column("year").to_pylist() == [1995]
     assert mapper.ignored_fields == {"Title"}
+
+
+@pytest.mark.parametrize(
+    "genres",
+    [
+        [["Drama", "Comedy"], ["ACTION", "Crime"], None, []],
+        ["Drama, Comedy", "Action | Crime", None, ""],
+        [
+            [{"id": 18, "name": "Drama"}, {"id": 35, "name": "Comedy"}],
+            [{"id": 28, "name": "Action"}, {"name": "Crime"}],
+            None,
+            [],
+        ],
+        ['["Drama", "Comedy"]', "Action/Crime", None, "[]"],
+    ],
+    ids=["list", "text", "objects", "json-text"],
+)
+def test_a_list_of_genre_names_sets_the_genre_flags(genres):
+    from services.extractor.sources.config import HttpSourceConfig
+
+    # GIVEN an API's movies whose genres come as one list of names each, in one of the shapes APIs use
+    config = HttpSourceConfig(name="api", kind="http", url="http://api.example/movies")
+    mapper = RecordMapper(config.name, config)
+    batch = pa.RecordBatch.from_pydict({"title": ["A", "B", "C", "D"], "year": [2000] * 4, "genres": genres})
+    # WHEN mapped to the movie record (one slice at a time, as batches may be)
+    typed = pa.Table.from_batches(
+        [mapper.conform(batch.slice(0, 1)).typed, mapper.conform(batch.slice(1)).typed]
+    )
+    # THEN each flag says whether the list names it, in any case; a movie without a list has unknown
+    # flags, one with an empty list none; the other names are counted in the manifest
+    assert typed.column("drama").to_pylist() == [True, False, None, False]
+    assert typed.column("comedy").to_pylist() == [True, False, None, False]
+    assert typed.column("action").to_pylist() == [False, True, None, False]
+    assert typed.column("short").to_pylist() == [False, False, None, False]
+    assert mapper.manifest_fields()["other_genres"] == {"crime": 1}
+    assert not mapper.missing_fields & {"drama", "action"} and "genres" not in mapper.ignored_fields
+
+
+def test_a_genre_flag_of_its_own_comes_before_the_list_and_ids_are_no_names():
+    from services.extractor.sources.config import HttpSourceConfig
+
+    config = HttpSourceConfig(name="api", kind="http", url="http://api.example/movies")
+    # GIVEN a source with its own drama flag beside a list, and one whose list holds numeric ids
+    own = RecordMapper(config.name, config)
+    typed = own.conform(
+        pa.RecordBatch.from_pydict({"title": ["A"], "year": [2000], "genres": [["Drama"]], "drama": [False]})
+    ).typed
+    ids = RecordMapper(config.name, config)
+    by_id = ids.conform(
+        pa.RecordBatch.from_pydict({"title": ["A"], "year": [2000], "genres": [[18, 35]]})
+    ).typed
+    # THEN the flag of its own wins over the list; ids match no genre, so the flags are unknown and
+    # the values are counted as not fitting
+    assert typed.column("drama").to_pylist() == [False]
+    assert by_id.column("drama").to_pylist() == [None] and ids.unfit_values == {"genres": 1}

@@ -294,6 +294,13 @@ def test_a_column_mapped_to_no_field_of_the_movie_record_lists_the_fields():
     assert f"fields: {', '.join(field_names())}" in message
 
 
+def test_a_column_may_be_mapped_to_the_genre_list():
+    # GIVEN a source whose genres are one text column, as OMDb's "Genre": "Action, Drama"
+    sources = parse_sources(sqlite_source() + '[sources.films.columns]\nGenre = "genres"\n')
+    # THEN it is declared, to feed the genre flags
+    assert sources["films"].columns == {"Genre": "genres"}
+
+
 def test_two_source_fields_mapped_to_one_canonical_field_are_refused():
     message = refused(sqlite_source() + '[sources.films.columns]\nname = "title"\nfilm_title = "title"\n')
     assert "source 'films'" in message and "more than one source field maps to title" in message

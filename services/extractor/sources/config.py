@@ -87,6 +87,11 @@ def shown(value: Setting | None) -> Any:
     return value
 
 
+GENRE_LIST = "genres"
+"""Not a field of the movie record but a source field that may feed its genre flags: a list of genre
+names (``["Drama", "Comedy"]``, ``[{"id": 18, "name": "Drama"}]``) or one text (``"Drama, Comedy"``)."""
+
+
 class _Declared(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -104,12 +109,12 @@ class BaseSource(_Declared):
     @field_validator("columns")
     @classmethod
     def _canonical_targets(cls, columns: dict[str, str]) -> dict[str, str]:
-        known = field_names()
+        known = [*field_names(), GENRE_LIST]
         for source_field, target in columns.items():
             if target not in known:
                 raise ValueError(
                     f"{source_field!r} maps to {target!r}, which is not a field of the movie record "
-                    f"(fields: {', '.join(known)})"
+                    f"(fields: {', '.join(field_names())}; or {GENRE_LIST!r}, a list of genre names)"
                 )
         targets = list(columns.values())
         repeated = sorted({target for target in targets if targets.count(target) > 1})

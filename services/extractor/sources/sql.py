@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine, make_url
 
 from services.extractor.exceptions import SourceUnreadable
-from services.extractor.sources.config import SqlSourceConfig, resolve
+from services.extractor.sources.config import GENRE_LIST, SqlSourceConfig, resolve
 from shared.schema import field_names
 
 logger = logging.getLogger(__name__)
@@ -93,7 +93,7 @@ class SqlSource:
 
     def wanted_fields(self, fields: Sequence[str]) -> list[str]:
         """The source fields the movie record needs: mapped ones, same-named ones, and the cursor."""
-        canonical = set(field_names())
+        canonical = {*field_names(), GENRE_LIST}
         wanted = []
         for name in fields:
             same_named = name not in self.config.columns and name.lower() in canonical
