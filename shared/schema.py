@@ -35,6 +35,10 @@ class Field:
     """Whether ``FACT_MOVIE_RATING`` carries it, per movie per extract."""
     not_after_extract: bool = False
     """A year that may be at most the extract's own year plus a horizon (``shared.transform``)."""
+    units: tuple[str, ...] = ()
+    """Words a number may be followed by, in any case, dropped before it is judged ("142 min")."""
+    prefixes: tuple[str, ...] = ()
+    """Signs a number may be preceded by, in any case, dropped before it is judged ("$28,767,189")."""
 
     @property
     def constraints(self) -> dict[str, Any]:
@@ -72,8 +76,24 @@ MOVIE_FIELDS: tuple[Field, ...] = (
         not_after_extract=True,
         scd=TYPE_1,
     ),
-    Field("length", "integer", "Running time in minutes, when known", minimum=1, maximum=6000, scd=TYPE_2),
-    Field("budget", "integer", "Budget in US dollars, when known", minimum=0, scd=TYPE_2, measure=True),
+    Field(
+        "length",
+        "integer",
+        "Running time in minutes, when known",
+        minimum=1,
+        maximum=6000,
+        scd=TYPE_2,
+        units=("minutes", "minute", "mins", "min"),
+    ),
+    Field(
+        "budget",
+        "integer",
+        "Budget in US dollars, when known",
+        minimum=0,
+        scd=TYPE_2,
+        measure=True,
+        prefixes=("US$", "USD", "$"),
+    ),
     Field("rating", "number", "Average IMDb user rating, when rated", minimum=1, maximum=10, measure=True),
     Field("votes", "integer", "Number of IMDb users who rated the movie", minimum=0, measure=True),
     *(

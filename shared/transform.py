@@ -70,7 +70,7 @@ DEFAULT_YEAR_HORIZON = 3
 DEFAULT_MIN_VOTES = 1000
 """``m`` of the weighted rating: the votes a movie needs before its own rating outweighs the mean."""
 
-MISSING_MARKERS = ("NA", "")
+MISSING_MARKERS = ("NA", "N/A", "")
 BOOLEANS = {"true": True, "false": False, "yes": True, "no": False, "1": True, "0": False}
 """Spellings of a boolean, compared in lower case."""
 
@@ -210,9 +210,19 @@ def trimmed_sql(field: Field) -> str:
 
 
 def present_sql(field: Field) -> str:
-    """The trimmed value, null where it is a missing marker."""
+    """The trimmed value without the unit or currency its field allows ("142 min", "$28,767,189"), null
+    where it is a missing marker."""
     trimmed = _column(field.name, "trimmed")
-    return f"CASE WHEN NOT {_in(trimmed, MISSING_MARKERS)} THEN {trimmed} END"
+    bare = trimmed
+    # Only a text ending in a letter or a dot can carry a unit, only one starting with $ or U a currency:
+    # the tests spare the others the replacement.
+    if field.units:
+        unit = f"(?i)[ ]*({'|'.join(_pattern_text(word) for word in field.units)})[.]?$"
+        bare = _replaced_when(bare, "[A-Za-z.]$", unit)
+    if field.prefixes:
+        sign = f"(?i)^({'|'.join(_pattern_text(word) for word in field.prefixes)})[ ]*"
+        bare = _replaced_when(bare, "^[$Uu]", sign)
+    return f"CASE WHEN NOT {_in(trimmed, MISSING_MARKERS)} THEN {bare} END"
 
 
 def text_sql(field: Field) -> str:
@@ -224,6 +234,19 @@ def text_sql(field: Field) -> str:
         grouped = f"{present} LIKE '%,%' AND {present} RLIKE {literal(_GROUPED)}"
         return f"CASE WHEN {grouped} THEN replace({present}, ',', '') ELSE {present} END"
     return present
+
+
+def _replaced_when(text: str, may_match: str, pattern: str) -> str:
+    """``text`` without what ``pattern`` matches, tried only where the cheaper ``may_match`` matches."""
+    return (
+        f"CASE WHEN {text} RLIKE {literal(may_match)} "
+        f"THEN regexp_replace({text}, {literal(pattern)}, '') ELSE {text} END"
+    )
+
+
+def _pattern_text(word: str) -> str:
+    """``word`` as a regular expression that matches it literally (its $ in a class, not escaped)."""
+    return "".join(f"[{ch}]" if ch in "$." else ch for ch in word)
 
 
 def value_sql(field: Field) -> str:
@@ -270,8 +293,9 @@ class Rule:
 
 
 def _quoted(field: Field, complaint: str) -> str:
+    """The sentence naming the value as it was given (trimmed), and what is wrong with it."""
     before, after = literal(f"{field.name} '"), literal(f"' {complaint}")
-    return f"concat({before}, {_column(field.name, 'text')}, {after})"
+    return f"concat({before}, {_column(field.name, 'trimmed')}, {after})"
 
 
 def field_rules(field: Field, rules: BatchRules) -> list[Rule]:

@@ -220,6 +220,32 @@ def test_numbers_may_carry_thousands_separators_and_whole_numbers_other_spelling
     assert (spelled["length"], spelled["votes"], spelled["budget"]) == ("120", "1000", "2500")
 
 
+def test_a_runtime_in_minutes_a_budget_in_dollars_and_n_a_are_read_as_they_are_meant(engine):
+    # GIVEN values as an API such as OMDb writes them, and near misses
+    rows = [
+        movie(title="Spelled", length="142 min", budget="$28,767,189", rating="N/A", votes="2,345,678"),
+        movie(title="Spelled Out", length="95 Minutes.", budget="USD 1,000,000", r1="N/A"),
+        movie(title="Hours", length="2h 22min"),
+        movie(title="Euros", budget="€5,000,000"),
+    ]
+    # WHEN
+    output = engine(rows)
+    # THEN the unit, the dollar sign and N/A are dropped; what they leave is judged as any number,
+    # and a reject names the value as it was given
+    spelled, spelled_out = output.clean
+    assert (spelled["length"], spelled["budget"], spelled["rating"], spelled["votes"]) == (
+        "142",
+        "28767189",
+        "",
+        "2345678",
+    )
+    assert (spelled_out["length"], spelled_out["budget"], spelled_out["r1"]) == ("95", "1000000", "")
+    assert reasons(output) == {
+        "Hours": ("NOT_A_NUMBER", "length", "length '2h 22min' is not a number"),
+        "Euros": ("NOT_A_NUMBER", "budget", "budget '€5,000,000' is not a number"),
+    }
+
+
 @pytest.mark.parametrize(
     ("given", "written"),
     [("1", "true"), ("0", "false"), ("true", "true"), ("FALSE", "false"), ("Yes", "true"), ("no", "false")],
