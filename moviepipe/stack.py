@@ -237,8 +237,12 @@ def running_pid(settings: Settings) -> int | None:
         return None
     try:
         pid = int(path.read_text().strip())
+    except (ValueError, FileNotFoundError):
+        # Not written whole yet (or just removed): no stack to name, and nothing stale to remove.
+        return None
+    try:
         os.kill(pid, 0)
-    except (ValueError, ProcessLookupError, PermissionError):
+    except (ProcessLookupError, PermissionError):
         path.unlink(missing_ok=True)
         return None
     return pid
@@ -496,7 +500,10 @@ def run_foreground(
     settings.home.mkdir(parents=True, exist_ok=True)
     try:
         stack.start()
-        pid_file(settings).write_text(str(os.getpid()))
+        # Whole or not at all: `moviepipe up --detach` polls for this file while it is written.
+        written = pid_file(settings).with_suffix(".pid.tmp")
+        written.write_text(str(os.getpid()))
+        written.replace(pid_file(settings))
         on_step("stack is up")
         stack.supervise()
         return 0

@@ -1,6 +1,7 @@
 """The local stack's plan, and how the benchmark reads timings off an extract's progress record."""
 
 import json
+import os
 
 import pytest
 
@@ -57,6 +58,20 @@ def test_children_get_the_resolved_settings(tmp_path):
 def test_no_stack_is_running_from_an_empty_home(tmp_path):
     assert stack.running_pid(Settings(home=tmp_path)) is None
     assert stack.stop_detached(Settings(home=tmp_path), lambda _: None) is False
+
+
+def test_a_pid_file_read_while_it_is_written_is_left_for_the_stack(tmp_path):
+    # GIVEN `up --detach` polling while the stack writes its pid file: seen empty, then whole
+    settings = Settings(home=tmp_path)
+    stack.pid_file(settings).write_text("")
+    # THEN the empty file names no stack, and is not taken for a stale one and removed (the stack
+    # would then be up with no pid file: never seen as up, never stopped by `down`)
+    assert stack.running_pid(settings) is None and stack.pid_file(settings).exists()
+    stack.pid_file(settings).write_text(str(os.getpid()))
+    assert stack.running_pid(settings) == os.getpid()
+    # AND a pid file of a process that is gone is stale, and removed
+    stack.pid_file(settings).write_text("999999999")
+    assert stack.running_pid(settings) is None and not stack.pid_file(settings).exists()
 
 
 def test_bench_timings_split_work_from_waiting():
